@@ -1,0 +1,224 @@
+/* The allocation API: malloc/calloc/realloc/aligned_alloc/free and the
+ * interpreter-free queries.
+ *
+ * Why here: these are the fast paths, and they should read top to bottom.
+ * Own-interpreter malloc is: limit check, one bitmap word of the class's
+ * current page, set a bit.  Own-interpreter free is: owner map, page, block
+ * index by multiplication, clear a bit.  Neither takes a lock or does an
+ * atomic read-modify-write; everything unusual drops to a NOINLINE function.
+ */
+#include "internal.h"
+#include "sanitize.h"
+#include <string.h>
+
+static NOINLINE bool over_limit(islet_interp_t *in, size_t bs) {
+  islet_collect(in); /* blocks freed by others may bring us under */
+  if (in->bytes + bs <= in->limit) return false;
+  in->limit_hits++;
+  islet_set_error(ISLET_ELIMIT);
+  return true;
+}
+
+static inline void account_alloc(islet_interp_t *in, size_t bs) {
+  in->bytes += bs;
+  if (in->bytes > in->bytes_peak) in->bytes_peak = in->bytes;
+  if (++in->blocks > in->blocks_peak) in->blocks_peak = in->blocks;
+  in->allocs++;
+}
+
+static void *large_alloc(islet_interp_t *in, size_t size, size_t align) {
+  if (UNLIKELY(size > in->limit || in->bytes + size > in->limit) && over_limit(in, size))
+    return NULL;
+  large_t *lg = islet_large_alloc(in, size, align);
+  if (!lg) return NULL;
+  account_alloc(in, lg->size);
+  vg_alloc(lg->block, size, 0);
+  return lg->block;
+}
+
+static inline void *small_alloc(islet_interp_t *in, unsigned cls, size_t size) {
+  size_t bs = islet_class_sizes[cls];
+  if (UNLIKELY(in->bytes + bs > in->limit) && over_limit(in, bs)) return NULL;
+  page_t *pg = in->cur[cls];
+  unsigned w = pg->hint;
+  uint64_t bits = atomic_load_explicit(&pg->live[w], memory_order_relaxed);
+  void *p;
+  if (LIKELY(bits != ~(uint64_t)0)) {
+    unsigned b = (unsigned)__builtin_ctzll(~bits);
+    atomic_store_explicit(&pg->live[w], bits | ((uint64_t)1 << b), memory_order_relaxed);
+    pg->used++;
+    p = pg->start + ((size_t)w * 64 + b) * bs;
+  } else if (!(p = islet_small_alloc_slow(in, cls))) {
+    islet_set_error(ISLET_ENOMEM);
+    return NULL;
+  }
+  account_alloc(in, bs);
+  san_unpoison(p, size);
+  vg_alloc(p, size, 0);
+  return p;
+}
+
+void *islet_malloc(islet_interp_t *in, size_t size) {
+  size_t n = size + in->redzone;
+  if (LIKELY(n <= ISLET_SMALL_MAX && n >= size))
+    return small_alloc(in, islet_size_to_class(n), size);
+  return large_alloc(in, size, 0);
+}
+
+void *islet_calloc(islet_interp_t *in, size_t n, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(n, size, &total)) {
+    islet_set_error(ISLET_EOVERFLOW);
+    return NULL;
+  }
+  void *p = islet_malloc(in, total);
+  if (p) memset(p, 0, total);
+  return p;
+}
+
+void *islet_aligned_alloc(islet_interp_t *in, size_t align, size_t size) {
+  if (align == 0 || (align & (align - 1)) || align > SEG_SIZE) {
+    islet_set_error(ISLET_EINVAL);
+    return NULL;
+  }
+  if (align <= MIN_BLOCK) return islet_malloc(in, size);
+  /* Power-of-two classes are naturally aligned in 64 KiB-aligned pages. */
+  size_t n = size + in->redzone;
+  if (n >= size && n <= ISLET_SMALL_MAX && align <= ISLET_SMALL_MAX) {
+    if (n < align) n = align;
+    n = (size_t)1 << (64 - __builtin_clzll(n - 1));
+    return small_alloc(in, islet_size_to_class(n), size);
+  }
+  return large_alloc(in, size, align);
+}
+
+/* --- free ------------------------------------------------------------- */
+
+static void cross_free(islet_interp_t *caller, void *p, seghdr_t *h) {
+  if (caller) {
+    caller->remote_sent++;
+    if (caller->rt->cfg.cross_free != ISLET_CROSS_DEFER)
+      islet_report(caller->rt, caller, ISLET_ECROSS, p, h->owner_id);
+  }
+}
+
+static void free_small_local(islet_interp_t *in, page_t *pg, long idx, void *p) {
+  unsigned w = (unsigned)idx >> 6;
+  uint64_t m = (uint64_t)1 << (idx & 63);
+  uint64_t bits = atomic_load_explicit(&pg->live[w], memory_order_relaxed);
+  if (UNLIKELY(!(bits & m) || (atomic_load_explicit(&pg->remote[w], memory_order_relaxed) & m))) {
+    islet_report(in->rt, in, ISLET_EDOUBLE_FREE, p, in->id);
+    return;
+  }
+  vg_free(p);
+  san_poison(p, pg->bsize);
+  atomic_store_explicit(&pg->live[w], bits & ~m, memory_order_relaxed);
+  if (w < pg->hint) pg->hint = (uint16_t)w;
+  in->bytes -= pg->bsize;
+  in->blocks--;
+  bool was_full = pg->state == PG_FULL;
+  if (UNLIKELY(was_full | (--pg->used == 0))) islet_page_after_free(in, pg, was_full);
+}
+
+/* Everything but an own-interpreter small free: cross-interpreter and large
+ * frees, and bad pointers, which change nothing. */
+static NOINLINE void free_slow(islet_interp_t *caller, void *p, uintptr_t word) {
+  if (!map_is_hdr(word)) {
+    islet_report(NULL, caller, word ? ISLET_EDESTROYED : ISLET_EFOREIGN, p, (unsigned)(word >> 2));
+    return;
+  }
+  seghdr_t *h = (seghdr_t *)word;
+  if (h->kind == KIND_LARGE) {
+    large_t *lg = (large_t *)h;
+    if (p != lg->block) {
+      islet_report(h->owner->rt, caller, ISLET_EINTERIOR, p, h->owner_id);
+      return;
+    }
+    if (h->owner != caller) cross_free(caller, p, h);
+    islet_large_free(caller, lg);
+    return;
+  }
+  segment_t *seg = (segment_t *)h;
+  page_t *pg = &seg->pages[page_index(p)];
+  long idx = page_block_index(pg, p);
+  if (idx < 0) {
+    islet_report(h->owner->rt, caller, ISLET_EINTERIOR, p, h->owner_id);
+  } else if (h->owner == caller) {
+    free_small_local(caller, pg, idx, p);
+  } else {
+    cross_free(caller, p, h);
+    islet_remote_free_small(caller, seg, pg, idx);
+  }
+}
+
+void islet_free(islet_interp_t *in, void *p) {
+  if (UNLIKELY(!p)) return;
+  uintptr_t word = islet_map_get(p);
+  segment_t *seg = (segment_t *)word;
+  if (LIKELY(map_is_hdr(word) && seg->h.owner == in && seg->h.kind == KIND_SMALL)) {
+    page_t *pg = &seg->pages[page_index(p)];
+    long idx = page_block_index(pg, p);
+    if (LIKELY(idx >= 0)) {
+      free_small_local(in, pg, idx, p);
+      return;
+    }
+  }
+  free_slow(in, p, word);
+}
+
+void islet_free_any(void *p) {
+  if (p) free_slow(NULL, p, islet_map_get(p));
+}
+
+/* --- queries ------------------------------------------------------------ */
+
+/* The header of the live block p, with its page and index for small blocks;
+ * NULL for anything else. */
+static seghdr_t *block_of(const void *p, page_t **pg, long *idx) {
+  uintptr_t word = islet_map_get(p);
+  if (!map_is_hdr(word)) return NULL;
+  seghdr_t *h = (seghdr_t *)word;
+  if (h->kind == KIND_LARGE) return p == ((large_t *)h)->block ? h : NULL;
+  *pg = &((segment_t *)h)->pages[page_index(p)];
+  *idx = page_block_index(*pg, p);
+  return *idx >= 0 ? h : NULL;
+}
+
+islet_interp_t *islet_owner(const void *p) {
+  page_t *pg;
+  long idx;
+  seghdr_t *h = block_of(p, &pg, &idx);
+  return h ? h->owner : NULL;
+}
+
+size_t islet_usable_size(const void *p) {
+  page_t *pg;
+  long idx;
+  seghdr_t *h = block_of(p, &pg, &idx);
+  if (!h) return 0;
+  if (h->kind == KIND_LARGE) return ((large_t *)h)->size;
+  if (!(atomic_load_explicit(&pg->live[idx >> 6], memory_order_relaxed) &
+        ((uint64_t)1 << (idx & 63))))
+    return 0;
+  return pg->bsize - h->owner->redzone;
+}
+
+void *islet_realloc(islet_interp_t *in, void *p, size_t size) {
+  if (!p) return islet_malloc(in, size);
+  size_t old = islet_usable_size(p);
+  if (!old) { /* not a live islet block: report it, keep it */
+    islet_free(in, p);
+    return NULL;
+  }
+  if (size <= old && size >= old / 2 && islet_owner(p) == in) {
+    vg_resize(p, old, size);
+    san_unpoison(p, size);
+    san_poison((char *)p + size, old - size);
+    return p;
+  }
+  void *q = islet_malloc(in, size);
+  if (!q) return NULL;
+  memcpy(q, p, size < old ? size : old);
+  islet_free(in, p);
+  return q;
+}

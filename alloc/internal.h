@@ -1,0 +1,210 @@
+/* The heap's data structures, shared by the files of alloc/.
+ *
+ * Why this shape: every byte islet hands out lives in a region whose base is
+ * aligned to ISLET_SEG_SIZE and is recorded in a process-wide owner map, so
+ * the owner of any address is two loads away.  Small blocks are carved from
+ * 64 KiB pages of 4 MiB segments; a page keeps one "live" bit per block
+ * (owner-written) and one "remote" bit per block (set atomically by other
+ * threads freeing into it).  Nothing is ever stored inside a free block, so a
+ * stale pointer cannot corrupt allocator state and Valgrind/ASan can watch
+ * every free block.  Large blocks get a region of their own from the backend
+ * with a header at its base.
+ */
+#ifndef ISLET_INTERNAL_H
+#define ISLET_INTERNAL_H
+
+#include "islet.h"
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <pthread.h>
+
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define NOINLINE __attribute__((noinline))
+
+#define SEG_SHIFT 22 /* 4 MiB segments: the owner map's granule */
+#define SEG_SIZE ((size_t)1 << SEG_SHIFT)
+#define PAGE_SHIFT 16 /* 64 KiB pages, like mimalloc's small pages */
+#define PAGE_SIZE ((size_t)1 << PAGE_SHIFT)
+#define SEG_PAGES (SEG_SIZE / PAGE_SIZE)
+#define META_PAGES 2 /* the segment header and page descriptors */
+#define MIN_BLOCK 16
+#define PAGE_WORDS (PAGE_SIZE / MIN_BLOCK / 64)
+#define LARGE_HDR 128
+
+enum { KIND_SMALL = 1, KIND_LARGE = 2 };
+enum { PG_FREE = 0, PG_AVAIL, PG_FULL };
+
+/* Owner-written fields first; live/remote are read by other threads. */
+typedef struct page {
+  char *start;
+  uint32_t bsize, magic; /* magic = ceil(2^32 / bsize): exact division */
+  uint16_t nblocks, used, hint, nwords;
+  uint8_t cls, state;
+  struct page *next, *prev; /* the class's list of pages with free blocks */
+  _Alignas(64) _Atomic uint64_t live[PAGE_WORDS];
+  _Alignas(64) _Atomic uint64_t remote[PAGE_WORDS];
+} page_t;
+
+typedef struct seghdr {
+  uint32_t kind, owner_id;
+  islet_interp_t *owner;
+  struct seghdr *next, *prev; /* the owner's list of segments or large blocks */
+} seghdr_t;
+
+typedef struct segment {
+  seghdr_t h;
+  uint64_t free_pages;      /* bit i: page i is free (owner only) */
+  _Atomic uint64_t pending; /* bit i: page i has remote frees */
+  page_t pages[SEG_PAGES];  /* 0 .. META_PAGES-1 are unused */
+} segment_t;
+
+typedef struct large {
+  seghdr_t h;
+  char *block;
+  size_t size, mapped;
+  _Atomic int state; /* LARGE_LIVE, LARGE_REMOTE */
+  struct large *rnext;
+} large_t;
+enum { LARGE_LIVE = 1, LARGE_REMOTE, LARGE_DEAD };
+
+_Static_assert(sizeof(segment_t) <= META_PAGES * PAGE_SIZE, "segment header too big");
+_Static_assert(sizeof(large_t) <= LARGE_HDR, "large header too big");
+
+struct islet_interp {
+  /* hot, owner only */
+  page_t *cur[ISLET_SIZE_CLASSES]; /* head of each class's available pages */
+  size_t bytes, blocks, limit;     /* limit: SIZE_MAX when none */
+  size_t redzone;
+  _Atomic uint64_t any_pending; /* some segment or large block has remote frees */
+  /* cold */
+  size_t bytes_peak, blocks_peak, allocs, limit_hits;
+  size_t remote_processed, remote_sent, bad_frees;
+  size_t nsegs, npages, nlarge, mapped;
+  seghdr_t segs, larges; /* circular lists with sentinels */
+  _Atomic(large_t *) remote_large;
+  unsigned id, arena;
+  islet_runtime_t *rt;
+  islet_interp_t *rt_next, *rt_prev; /* runtime's list, under rt->lock */
+  bool quarantined;
+};
+
+/* The regions of a destroyed interpreter, listed outside them (a
+ * quarantined region is inaccessible), on their way back to the backend. */
+typedef struct {
+  void *base;
+  size_t size;
+} region_t;
+
+typedef struct retired {
+  struct retired *next;
+  unsigned arena, id;
+  bool quarantine;
+  size_t nregions, bytes;
+  region_t regions[];
+} retired_t;
+
+struct islet_runtime {
+  islet_config_t cfg;
+  pthread_mutex_t lock;
+  islet_interp_t live; /* list sentinel (only rt_next/rt_prev used) */
+  unsigned next_id;
+  /* reclaim.c, under lock */
+  pthread_cond_t wake, idle;
+  pthread_t reclaimer;
+  bool reclaimer_started, stopping, reclaiming;
+  retired_t *queue, *quarantined;
+  size_t queued_bytes;
+};
+
+/* reclaim.c */
+void islet_reclaim_submit(islet_runtime_t *rt, retired_t *rec);
+void islet_reclaim_now(islet_interp_t *in);
+void islet_reclaim_shutdown(islet_runtime_t *rt);
+
+/* sizeclass.c */
+extern const uint32_t islet_class_sizes[ISLET_SIZE_CLASSES];
+unsigned islet_size_to_class(size_t size);
+
+/* map.c: address -> owner word.  A word is a seghdr_t pointer, 0, or a
+ * tombstone (id << 2 | TOMB_*) left by a destroyed interpreter. */
+#define TOMB_RELEASED 1u
+#define TOMB_QUARANTINED 3u
+uintptr_t islet_map_get(const void *p);
+bool islet_map_set(const void *base, uintptr_t word);
+static inline bool map_is_hdr(uintptr_t w) {
+  return w != 0 && (w & 3) == 0;
+}
+
+/* backend.c */
+int islet_backend_arena_new(unsigned *arena);
+void islet_backend_arena_destroy(unsigned arena);
+void *islet_backend_map(unsigned arena, size_t size, size_t align);
+void islet_backend_unmap(unsigned arena, void *p, size_t size);
+extern const bool islet_backend_destroy_frees_all;
+extern const char islet_backend_name[];
+
+/* segment.c */
+page_t *islet_page_fresh(islet_interp_t *in, unsigned cls);
+void islet_page_retire(islet_interp_t *in, page_t *pg);
+static inline segment_t *seg_of(const void *p) {
+  return (segment_t *)((uintptr_t)p & ~(SEG_SIZE - 1));
+}
+static inline unsigned page_index(const void *p) {
+  return (unsigned)(((uintptr_t)p & (SEG_SIZE - 1)) >> PAGE_SHIFT);
+}
+static inline unsigned seg_page_index(const segment_t *seg, const page_t *pg) {
+  return (unsigned)(pg - seg->pages);
+}
+
+/* small.c */
+extern page_t islet_empty_page;
+void *islet_small_alloc_slow(islet_interp_t *in, unsigned cls);
+void islet_page_unfull(islet_interp_t *in, page_t *pg);
+void islet_page_list_remove(islet_interp_t *in, page_t *pg);
+void islet_page_after_free(islet_interp_t *in, page_t *pg, bool was_full);
+/* block index of p in pg, or -1 for an interior pointer */
+static inline long page_block_index(const page_t *pg, const void *p) {
+  uint64_t off = (uintptr_t)p & (PAGE_SIZE - 1);
+  uint64_t idx = (off * pg->magic) >> 32;
+  if (UNLIKELY(idx * pg->bsize != off || idx >= pg->nblocks)) return -1;
+  return (long)idx;
+}
+
+/* large.c */
+/* align: 0 or a power of two up to SEG_SIZE */
+large_t *islet_large_alloc(islet_interp_t *in, size_t size, size_t align);
+void islet_large_free(islet_interp_t *caller, large_t *lg);
+void islet_large_collect(islet_interp_t *in);
+
+/* remote.c */
+void islet_remote_free_small(islet_interp_t *caller, segment_t *seg, page_t *pg, long idx);
+void islet_collect(islet_interp_t *in);
+size_t islet_remote_pending(islet_interp_t *in);
+void islet_flag_pending(_Atomic uint64_t *word, uint64_t bit);
+
+/* report.c */
+void islet_set_error(islet_error_t e);
+/* Reports a bad free (or a cross-interpreter free under policy report/abort)
+ * made by caller (NULL: unknown) on a block of interpreter owner (0: none);
+ * rt may be NULL when caller is set or no runtime is known. */
+void islet_report(islet_runtime_t *rt, islet_interp_t *caller, islet_error_t e, const void *p,
+                  unsigned owner);
+extern islet_runtime_t *_Atomic islet_default_rt;
+
+/* lists */
+static inline void list_init(seghdr_t *s) {
+  s->next = s->prev = s;
+}
+static inline void list_push(seghdr_t *s, seghdr_t *h) {
+  h->next = s->next;
+  h->prev = s;
+  s->next->prev = h;
+  s->next = h;
+}
+static inline void list_del(seghdr_t *h) {
+  h->prev->next = h->next;
+  h->next->prev = h->prev;
+}
+
+#endif

@@ -1,0 +1,135 @@
+/* Interpreter heaps: creation, limits and teardown.
+ *
+ * Why teardown looks like this: ending an interpreter must give back all of
+ * its memory in time proportional to its arenas, whatever its extension
+ * modules forgot to free (CPython gh-110411).  The leak report is read off
+ * the page descriptors (per-class counts from each page's counter, the first
+ * few addresses from the first non-empty bitmap words), never by walking
+ * blocks; then every region is tombstoned in the owner map, so a late free
+ * of one of its pointers is reported, and handed to the reclaimer
+ * (reclaim.c), which returns or quarantines the memory.
+ */
+#include "internal.h"
+#include "sanitize.h"
+#include <stdlib.h>
+#include <time.h>
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+islet_interp_t *islet_interp_new(islet_runtime_t *rt) {
+  islet_interp_t *in = calloc(1, sizeof *in);
+  if (!in || islet_backend_arena_new(&in->arena)) {
+    free(in);
+    islet_set_error(ISLET_ENOMEM);
+    return NULL;
+  }
+  for (unsigned c = 0; c < ISLET_SIZE_CLASSES; c++) in->cur[c] = &islet_empty_page;
+  in->limit = SIZE_MAX;
+  in->redzone = ISLET_ASAN || vg_on() ? ISLET_SAN_REDZONE : 0;
+  list_init(&in->segs);
+  list_init(&in->larges);
+  in->rt = rt;
+  pthread_mutex_lock(&rt->lock);
+  in->id = ++rt->next_id;
+  in->rt_next = rt->live.rt_next;
+  in->rt_prev = &rt->live;
+  rt->live.rt_next->rt_prev = in;
+  rt->live.rt_next = in;
+  pthread_mutex_unlock(&rt->lock);
+  return in;
+}
+
+unsigned islet_interp_id(const islet_interp_t *in) {
+  return in->id;
+}
+
+void islet_interp_set_limit(islet_interp_t *in, size_t bytes) {
+  in->limit = bytes ? bytes : SIZE_MAX;
+}
+
+void islet_interp_collect(islet_interp_t *in) {
+  islet_collect(in);
+}
+
+static void note_leak(islet_leak_report_t *r, void *p) {
+  if (r->naddrs < ISLET_LEAK_ADDRS) r->addrs[r->naddrs++] = p;
+}
+
+/* Per-class counts and the first addresses.  Under Valgrind each live block
+ * is also declared freed, since teardown frees it (this walk is the only
+ * per-block work, and only under Valgrind). */
+static void leak_report(islet_interp_t *in, islet_leak_report_t *r) {
+  for (seghdr_t *h = in->segs.next; h != &in->segs; h = h->next) {
+    segment_t *seg = (segment_t *)h;
+    for (unsigned i = META_PAGES; i < SEG_PAGES; i++) {
+      page_t *pg = &seg->pages[i];
+      if (pg->state == PG_FREE || !pg->used) continue;
+      r->class_blocks[pg->cls] += pg->used;
+      r->blocks += pg->used;
+      r->bytes += (size_t)pg->used * pg->bsize;
+      if (r->naddrs == ISLET_LEAK_ADDRS && !vg_on()) continue;
+      for (unsigned w = 0; w < pg->nwords; w++) {
+        uint64_t bits = atomic_load_explicit(&pg->live[w], memory_order_relaxed);
+        if (w + 1u == pg->nwords && pg->nblocks % 64) bits &= ~(~(uint64_t)0 << (pg->nblocks % 64));
+        for (; bits; bits &= bits - 1) {
+          char *p = pg->start + ((size_t)w * 64 + (unsigned)__builtin_ctzll(bits)) * pg->bsize;
+          note_leak(r, p);
+          vg_free(p);
+        }
+      }
+    }
+  }
+  for (seghdr_t *h = in->larges.next; h != &in->larges; h = h->next) {
+    large_t *lg = (large_t *)h;
+    r->large_blocks++;
+    r->large_bytes += lg->size;
+    r->blocks++;
+    r->bytes += lg->size;
+    note_leak(r, lg->block);
+    vg_free(lg->block);
+  }
+}
+
+/* Tombstones every region of the interpreter in the owner map and lists
+ * them for the reclaimer; O(arenas), the memory itself is not touched. */
+static retired_t *retire_all(islet_interp_t *in, bool quarantine) {
+  retired_t *rec = malloc(sizeof *rec + (in->nsegs + in->nlarge) * sizeof(region_t));
+  if (!rec) return NULL;
+  *rec = (retired_t){.arena = in->arena, .id = in->id, .quarantine = quarantine};
+  uintptr_t tomb = (uintptr_t)in->id << 2 | (quarantine ? TOMB_QUARANTINED : TOMB_RELEASED);
+  for (seghdr_t *h = in->segs.next; h != &in->segs; h = h->next)
+    rec->regions[rec->nregions++] = (region_t){h, SEG_SIZE};
+  for (seghdr_t *h = in->larges.next; h != &in->larges; h = h->next)
+    rec->regions[rec->nregions++] = (region_t){h, ((large_t *)h)->mapped};
+  for (size_t i = 0; i < rec->nregions; i++) {
+    islet_map_set(rec->regions[i].base, tomb);
+    rec->bytes += rec->regions[i].size;
+  }
+  return rec;
+}
+
+void islet_interp_destroy(islet_interp_t *in, islet_leak_report_t *report) {
+  uint64_t t0 = now_ns();
+  islet_runtime_t *rt = in->rt;
+  islet_leak_report_t local;
+  islet_leak_report_t *r = report ? report : &local;
+  *r = (islet_leak_report_t){.id = in->id, .segments = in->nsegs, .mapped = in->mapped};
+  islet_collect(in);
+  leak_report(in, r);
+  retired_t *rec = retire_all(in, rt->cfg.teardown == ISLET_TEARDOWN_QUARANTINE);
+  r->quarantined = rec && rec->quarantine;
+  pthread_mutex_lock(&rt->lock);
+  in->rt_prev->rt_next = in->rt_next;
+  in->rt_next->rt_prev = in->rt_prev;
+  pthread_mutex_unlock(&rt->lock);
+  if (rec)
+    islet_reclaim_submit(rt, rec);
+  else
+    islet_reclaim_now(in); /* no memory for the list: give it back right here */
+  free(in);
+  r->teardown_ns = now_ns() - t0;
+}

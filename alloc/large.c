@@ -1,0 +1,88 @@
+/* Large blocks (over ISLET_SMALL_MAX): one backend region each.
+ *
+ * Why: big blocks are rare and long-lived, and a region of their own returns
+ * to the backend as soon as they are freed.  The region's base is
+ * granule-aligned and holds a header, so the owner map finds it like a
+ * segment.  A free from another thread claims the block with one exchange on
+ * its state (which also catches a double free) and pushes the header, never
+ * the user's memory, onto the owner's lock-free stack.
+ */
+#include "internal.h"
+#include "sanitize.h"
+#include <sys/mman.h>
+
+large_t *islet_large_alloc(islet_interp_t *in, size_t size, size_t align) {
+  size_t hdr = align > LARGE_HDR ? align : LARGE_HDR;
+  if (size > SIZE_MAX / 2 - hdr) {
+    islet_set_error(ISLET_EOVERFLOW);
+    return NULL;
+  }
+  size_t mapped = (hdr + size + 4095) & ~(size_t)4095;
+  large_t *lg = islet_backend_map(in->arena, mapped, align > SEG_SIZE ? align : SEG_SIZE);
+  if (!lg) {
+    islet_set_error(ISLET_ENOMEM);
+    return NULL;
+  }
+  vg_defined(lg, sizeof *lg);
+  lg->h.kind = KIND_LARGE;
+  lg->h.owner = in;
+  lg->h.owner_id = in->id;
+  lg->block = (char *)lg + hdr;
+  lg->size = mapped - hdr;
+  lg->mapped = mapped;
+  lg->rnext = NULL;
+  atomic_init(&lg->state, LARGE_LIVE);
+  if (!islet_map_set(lg, (uintptr_t)lg)) {
+    islet_backend_unmap(in->arena, lg, mapped);
+    islet_set_error(ISLET_ENOMEM);
+    return NULL;
+  }
+  list_push(&in->larges, &lg->h);
+  in->nlarge++;
+  in->mapped += mapped;
+  return lg;
+}
+
+/* The owner's side: the block is already claimed (state not LIVE). */
+static void large_drop(islet_interp_t *in, large_t *lg) {
+  in->bytes -= lg->size;
+  in->blocks--;
+  list_del(&lg->h);
+  in->nlarge--;
+  in->mapped -= lg->mapped;
+  islet_map_set(lg, 0);
+  san_unpoison(lg, lg->mapped);
+  islet_backend_unmap(in->arena, lg, lg->mapped);
+}
+
+void islet_large_free(islet_interp_t *caller, large_t *lg) {
+  islet_interp_t *owner = lg->h.owner;
+  bool local = caller == owner;
+  int old = atomic_exchange(&lg->state, local ? LARGE_DEAD : LARGE_REMOTE);
+  if (old != LARGE_LIVE) { /* a remote free is pending: this one is the second */
+    atomic_store(&lg->state, old);
+    islet_report(owner->rt, caller, ISLET_EDOUBLE_FREE, lg->block, lg->h.owner_id);
+    return;
+  }
+  vg_free(lg->block);
+  san_poison(lg->block, lg->size);
+  if (local) {
+    large_drop(owner, lg);
+    return;
+  }
+  large_t *head = atomic_load_explicit(&owner->remote_large, memory_order_relaxed);
+  do lg->rnext = head;
+  while (!atomic_compare_exchange_weak_explicit(&owner->remote_large, &head, lg,
+                                                memory_order_release, memory_order_relaxed));
+  islet_flag_pending(&owner->any_pending, 1);
+}
+
+void islet_large_collect(islet_interp_t *in) {
+  large_t *lg = atomic_exchange_explicit(&in->remote_large, NULL, memory_order_acquire);
+  while (lg) {
+    large_t *next = lg->rnext;
+    in->remote_processed++;
+    large_drop(in, lg);
+    lg = next;
+  }
+}

@@ -1,0 +1,120 @@
+/* Giving a destroyed interpreter's memory back, off the destroying thread.
+ *
+ * Why: returning memory costs the kernel time per resident page (a 25 MiB
+ * heap takes milliseconds to unmap), while islet_interp_destroy must take
+ * time proportional to the interpreter's arenas, not to what they hold.  So
+ * destroy only tombstones the regions and queues them; a runtime thread,
+ * started on first use like jemalloc's background_thread, returns them to the
+ * backend or, under quarantine, makes them inaccessible and drops their pages
+ * while keeping the address range reserved until the runtime ends.  Queued
+ * regions are already unreachable (the owner map says "destroyed"), never
+ * reused, and islet_runtime_flush() waits for the queue to empty.  Past a
+ * backlog of BACKLOG_MAX bytes the destroying thread does the work itself.
+ */
+#include "internal.h"
+#include "sanitize.h"
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#define BACKLOG_MAX ((size_t)1 << 30)
+
+static void region_release(unsigned arena, region_t *r, bool protected) {
+  if (protected) mprotect(r->base, r->size, PROT_READ | PROT_WRITE);
+  san_unpoison(r->base, r->size);
+  if (!islet_backend_destroy_frees_all) islet_backend_unmap(arena, r->base, r->size);
+}
+
+static void release(retired_t *rec) {
+  for (size_t i = 0; i < rec->nregions; i++)
+    region_release(rec->arena, &rec->regions[i], rec->quarantine);
+  islet_backend_arena_destroy(rec->arena);
+  free(rec);
+}
+
+static void process(islet_runtime_t *rt, retired_t *rec) {
+  if (!rec->quarantine) {
+    release(rec);
+    return;
+  }
+  for (size_t i = 0; i < rec->nregions; i++) { /* keep the range, drop the memory */
+    mprotect(rec->regions[i].base, rec->regions[i].size, PROT_NONE);
+    madvise(rec->regions[i].base, rec->regions[i].size, MADV_DONTNEED);
+  }
+  pthread_mutex_lock(&rt->lock);
+  rec->next = rt->quarantined;
+  rt->quarantined = rec;
+  pthread_mutex_unlock(&rt->lock);
+}
+
+static void *reclaimer(void *arg) {
+  islet_runtime_t *rt = arg;
+  pthread_mutex_lock(&rt->lock);
+  for (;;) {
+    while (!rt->queue && !rt->stopping) pthread_cond_wait(&rt->wake, &rt->lock);
+    if (!rt->queue) break;
+    retired_t *batch = rt->queue;
+    rt->queue = NULL;
+    rt->reclaiming = true;
+    pthread_mutex_unlock(&rt->lock);
+    size_t bytes = 0;
+    for (retired_t *next; batch; batch = next) {
+      next = batch->next;
+      bytes += batch->bytes;
+      process(rt, batch);
+    }
+    pthread_mutex_lock(&rt->lock);
+    rt->queued_bytes -= bytes;
+    rt->reclaiming = false;
+    pthread_cond_broadcast(&rt->idle);
+  }
+  pthread_mutex_unlock(&rt->lock);
+  return NULL;
+}
+
+void islet_reclaim_submit(islet_runtime_t *rt, retired_t *rec) {
+  pthread_mutex_lock(&rt->lock);
+  if (!rt->reclaimer_started)
+    rt->reclaimer_started = pthread_create(&rt->reclaimer, NULL, reclaimer, rt) == 0;
+  bool queued = rt->reclaimer_started && rt->queued_bytes < BACKLOG_MAX;
+  if (queued) {
+    rec->next = rt->queue;
+    rt->queue = rec;
+    rt->queued_bytes += rec->bytes;
+    pthread_cond_signal(&rt->wake);
+  }
+  pthread_mutex_unlock(&rt->lock);
+  if (!queued) process(rt, rec);
+}
+
+/* No memory to list the regions: release them here, walking the lists. */
+void islet_reclaim_now(islet_interp_t *in) {
+  seghdr_t *lists[2] = {&in->segs, &in->larges};
+  for (int l = 0; l < 2; l++)
+    for (seghdr_t *h = lists[l]->next, *next; h != lists[l]; h = next) {
+      next = h->next;
+      region_t r = {h, h->kind == KIND_LARGE ? ((large_t *)h)->mapped : SEG_SIZE};
+      islet_map_set(h, (uintptr_t)in->id << 2 | TOMB_RELEASED);
+      region_release(in->arena, &r, false);
+    }
+  islet_backend_arena_destroy(in->arena);
+}
+
+void islet_runtime_flush(islet_runtime_t *rt) {
+  pthread_mutex_lock(&rt->lock);
+  while (rt->queue || rt->reclaiming) pthread_cond_wait(&rt->idle, &rt->lock);
+  pthread_mutex_unlock(&rt->lock);
+}
+
+void islet_reclaim_shutdown(islet_runtime_t *rt) {
+  pthread_mutex_lock(&rt->lock);
+  rt->stopping = true;
+  pthread_cond_signal(&rt->wake);
+  bool started = rt->reclaimer_started;
+  pthread_mutex_unlock(&rt->lock);
+  if (started) pthread_join(rt->reclaimer, NULL);
+  while (rt->quarantined) {
+    retired_t *rec = rt->quarantined;
+    rt->quarantined = rec->next;
+    release(rec);
+  }
+}

@@ -1,0 +1,53 @@
+/* The runtime: process-wide configuration and the list of interpreters.
+ *
+ * Why: policies (cross-interpreter frees, bad frees, teardown) are one
+ * decision per embedding, and the runtime must be able to end everything it
+ * started, including quarantined memory, exactly once.
+ */
+#include "internal.h"
+#include "sanitize.h"
+#include <stdlib.h>
+
+#ifdef ISLET_HAVE_VALGRIND
+bool islet_vg;
+#endif
+
+islet_runtime_t *islet_runtime_new(const islet_config_t *cfg) {
+  islet_runtime_t *rt = calloc(1, sizeof *rt);
+  if (!rt) {
+    islet_set_error(ISLET_ENOMEM);
+    return NULL;
+  }
+#ifdef ISLET_HAVE_VALGRIND
+  islet_vg = vg_detect();
+#endif
+  if (cfg) rt->cfg = *cfg;
+  pthread_mutex_init(&rt->lock, NULL);
+  pthread_cond_init(&rt->wake, NULL);
+  pthread_cond_init(&rt->idle, NULL);
+  rt->live.rt_next = rt->live.rt_prev = &rt->live;
+  islet_runtime_t *none = NULL;
+  atomic_compare_exchange_strong(&islet_default_rt, &none, rt);
+  return rt;
+}
+
+void islet_runtime_set_cross_policy(islet_runtime_t *rt, islet_cross_policy_t p) {
+  rt->cfg.cross_free = p;
+}
+
+void islet_runtime_destroy(islet_runtime_t *rt) {
+  for (;;) {
+    pthread_mutex_lock(&rt->lock);
+    islet_interp_t *in = rt->live.rt_next;
+    pthread_mutex_unlock(&rt->lock);
+    if (in == &rt->live) break;
+    islet_interp_destroy(in, NULL);
+  }
+  islet_reclaim_shutdown(rt);
+  islet_runtime_t *self = rt;
+  atomic_compare_exchange_strong(&islet_default_rt, &self, NULL);
+  pthread_cond_destroy(&rt->wake);
+  pthread_cond_destroy(&rt->idle);
+  pthread_mutex_destroy(&rt->lock);
+  free(rt);
+}

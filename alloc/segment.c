@@ -1,0 +1,91 @@
+/* Segments: 4 MiB interpreter-owned arenas cut into 64 KiB pages.
+ *
+ * Why: pages are the unit a size class borrows and returns, segments are the
+ * unit the backend and the owner map deal in.  The first META_PAGES pages of
+ * a segment hold its header and the page descriptors, so block memory holds
+ * nothing of islet's.
+ */
+#include "internal.h"
+#include "sanitize.h"
+#include <sys/mman.h>
+
+#define USABLE_PAGES (~(uint64_t)0 << META_PAGES)
+
+static segment_t *segment_new(islet_interp_t *in) {
+  segment_t *seg = islet_backend_map(in->arena, SEG_SIZE, SEG_SIZE);
+  if (!seg) return NULL;
+  vg_defined(seg, sizeof *seg);
+  seg->h.kind = KIND_SMALL;
+  seg->h.owner = in;
+  seg->h.owner_id = in->id;
+  seg->free_pages = USABLE_PAGES;
+  atomic_init(&seg->pending, 0);
+  for (size_t i = 0; i < SEG_PAGES; i++) {
+    seg->pages[i].nblocks = 0; /* a pointer into a never-used page is interior */
+    seg->pages[i].state = PG_FREE;
+  }
+  if (!islet_map_set(seg, (uintptr_t)seg)) {
+    islet_backend_unmap(in->arena, seg, SEG_SIZE);
+    return NULL;
+  }
+  vg_noaccess((char *)seg + META_PAGES * PAGE_SIZE, SEG_SIZE - META_PAGES * PAGE_SIZE);
+  list_push(&in->segs, &seg->h);
+  in->nsegs++;
+  in->mapped += SEG_SIZE;
+  return seg;
+}
+
+static void page_init(segment_t *seg, page_t *pg, unsigned cls) {
+  uint32_t bs = islet_class_sizes[cls];
+  unsigned n = (unsigned)(PAGE_SIZE / bs);
+  pg->start = (char *)seg + (size_t)seg_page_index(seg, pg) * PAGE_SIZE;
+  pg->bsize = bs;
+  pg->magic = (uint32_t)((((uint64_t)1 << 32) + bs - 1) / bs);
+  pg->nblocks = (uint16_t)n;
+  pg->nwords = (uint16_t)((n + 63) / 64);
+  pg->used = 0;
+  pg->hint = 0;
+  pg->cls = (uint8_t)cls;
+  pg->state = PG_AVAIL;
+  pg->next = pg->prev = NULL;
+  for (unsigned w = 0; w < pg->nwords; w++) {
+    atomic_store_explicit(&pg->live[w], 0, memory_order_relaxed);
+    atomic_store_explicit(&pg->remote[w], 0, memory_order_relaxed);
+  }
+  if (n % 64) /* bits past the last block look allocated, so they are never taken */
+    atomic_store_explicit(&pg->live[pg->nwords - 1], ~(uint64_t)0 << (n % 64),
+                          memory_order_relaxed);
+  san_poison(pg->start, PAGE_SIZE);
+}
+
+page_t *islet_page_fresh(islet_interp_t *in, unsigned cls) {
+  segment_t *seg = NULL;
+  for (seghdr_t *h = in->segs.next; h != &in->segs; h = h->next)
+    if (((segment_t *)h)->free_pages) {
+      seg = (segment_t *)h;
+      break;
+    }
+  if (!seg && !(seg = segment_new(in))) return NULL;
+  unsigned i = (unsigned)__builtin_ctzll(seg->free_pages);
+  seg->free_pages &= ~((uint64_t)1 << i);
+  page_t *pg = &seg->pages[i];
+  page_init(seg, pg, cls);
+  in->npages++;
+  return pg;
+}
+
+/* The page keeps its geometry, so a later free of one of its blocks is still
+ * recognised as a double free until the page is reused.
+ *
+ * A live interpreter never unmaps a segment: a thread freeing into it may be
+ * between setting its remote bit and flagging the segment, and that flag
+ * store must land in mapped memory.  A segment that empties gives its
+ * physical pages back instead; its header stays. */
+void islet_page_retire(islet_interp_t *in, page_t *pg) {
+  segment_t *seg = seg_of(pg);
+  pg->state = PG_FREE;
+  seg->free_pages |= (uint64_t)1 << seg_page_index(seg, pg);
+  in->npages--;
+  if (seg->free_pages == USABLE_PAGES && in->nsegs > 1)
+    madvise((char *)seg + META_PAGES * PAGE_SIZE, SEG_SIZE - META_PAGES * PAGE_SIZE, MADV_DONTNEED);
+}

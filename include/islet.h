@@ -1,0 +1,168 @@
+/* islet: per-interpreter heaps for multi-interpreter runtimes.
+ *
+ * Why: an interpreter of a multi-interpreter runtime (CPython's own-GIL
+ * sub-interpreters, PEP 684) must own its memory, so that one interpreter's
+ * objects are never reused by another, its memory can be accounted and
+ * limited, and all of it goes away when the interpreter ends.
+ *
+ * Threading contract
+ *   - An interpreter allocates from one thread at a time (it is an own-GIL
+ *     interpreter): islet_malloc/calloc/realloc/aligned_alloc/free on an
+ *     interpreter, islet_interp_set_limit, islet_interp_stats and
+ *     islet_interp_collect need the caller to hold that interpreter.
+ *   - Any thread may free any islet pointer: islet_free(in, p) with the
+ *     interpreter it holds, or islet_free_any(p) with none.  A block of
+ *     interpreter A freed while holding B goes back to A through a lock-free
+ *     hand-off and is never handed out by B.
+ *   - islet_interp_destroy must not run concurrently with frees of that
+ *     interpreter's blocks; a free that comes after it is reported.
+ *   - Runtime and interpreter creation and destruction may come from any
+ *     thread.
+ */
+#ifndef ISLET_H
+#define ISLET_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ISLET_API __attribute__((visibility("default")))
+
+typedef struct islet_runtime islet_runtime_t;
+typedef struct islet_interp islet_interp_t;
+
+/* Error codes: returned by islet_last_error() (per thread) after a call
+ * that returned NULL or reported bad input, and carried by events. */
+typedef enum {
+  ISLET_OK = 0,
+  ISLET_ENOMEM,       /* the backend has no memory */
+  ISLET_ELIMIT,       /* the interpreter's memory limit would be exceeded */
+  ISLET_EOVERFLOW,    /* calloc/realloc/aligned size overflows size_t */
+  ISLET_EINVAL,       /* bad argument (alignment not a power of two, ...) */
+  ISLET_EDOUBLE_FREE, /* the block is not allocated */
+  ISLET_EFOREIGN,     /* not memory of any islet interpreter */
+  ISLET_EINTERIOR,    /* points inside an islet block, not at its start */
+  ISLET_EDESTROYED,   /* the owning interpreter was destroyed */
+  ISLET_ECROSS        /* a cross-interpreter free (policy report/abort) */
+} islet_error_t;
+
+/* What a cross-interpreter free does (islet_free(B, p) with p owned by A). */
+typedef enum {
+  ISLET_CROSS_DEFER = 0, /* hand the block back to A, silently */
+  ISLET_CROSS_REPORT,    /* hand it back and report one line */
+  ISLET_CROSS_ABORT      /* report one line and abort() */
+} islet_cross_policy_t;
+
+/* What a bad free (double, foreign, interior, destroyed) does.  It never
+ * changes allocator state. */
+typedef enum {
+  ISLET_BAD_REPORT = 0, /* report one line, ignore the free */
+  ISLET_BAD_ABORT       /* report one line and abort() */
+} islet_bad_policy_t;
+
+/* What islet_interp_destroy does with the interpreter's memory. */
+typedef enum {
+  ISLET_TEARDOWN_RELEASE = 0, /* give it back to the backend now */
+  ISLET_TEARDOWN_QUARANTINE   /* keep the address range reserved and
+                                 inaccessible until the runtime ends */
+} islet_teardown_t;
+
+typedef struct {
+  islet_error_t error;
+  const void *ptr;
+  unsigned owner;    /* interpreter id owning ptr, 0 if none */
+  unsigned offender; /* interpreter id of the caller, 0 if none/unknown */
+} islet_event_t;
+
+typedef void (*islet_event_fn)(void *ctx, const islet_event_t *ev);
+
+typedef struct {
+  islet_cross_policy_t cross_free;
+  islet_bad_policy_t bad_free;
+  islet_teardown_t teardown;
+  /* Called for every reported event instead of printing it to stderr.
+   * It may run on any thread. */
+  islet_event_fn on_event;
+  void *event_ctx;
+} islet_config_t;
+
+/* Size classes of small blocks (16 B .. 16 KiB); larger blocks are "large". */
+#define ISLET_SIZE_CLASSES 36
+#define ISLET_SMALL_MAX 16384
+#define ISLET_LEAK_ADDRS 16
+
+typedef struct {
+  unsigned id;
+  size_t bytes, bytes_peak;   /* usable bytes in live blocks */
+  size_t blocks, blocks_peak; /* live blocks */
+  size_t allocs;              /* allocations made, all time */
+  size_t segments;            /* small-block arenas mapped */
+  size_t pages;               /* small-block pages in use */
+  size_t large_blocks;        /* blocks from the backend */
+  size_t mapped;              /* bytes of arenas and large blocks */
+  size_t remote_pending;      /* blocks freed by others, not yet taken back */
+  size_t remote_processed;    /* blocks freed by others and taken back */
+  size_t remote_sent;         /* blocks of others freed while holding this one */
+  size_t limit;               /* 0 = none */
+  size_t limit_hits;
+  size_t bad_frees; /* bad frees made while holding this interpreter */
+} islet_stats_t;
+
+typedef struct {
+  unsigned id;
+  size_t blocks, bytes;                    /* live at teardown */
+  size_t class_blocks[ISLET_SIZE_CLASSES]; /* live small blocks per class */
+  size_t large_blocks, large_bytes;
+  size_t naddrs;                 /* how many of addrs are set */
+  void *addrs[ISLET_LEAK_ADDRS]; /* the first live blocks found */
+  size_t segments, mapped;       /* arenas and bytes released or quarantined */
+  int quarantined;
+  uint64_t teardown_ns;
+} islet_leak_report_t;
+
+/* Runtime: one per process (or per embedding).  cfg may be NULL (defaults:
+ * cross-interpreter frees deferred, bad frees reported, teardown release). */
+ISLET_API islet_runtime_t *islet_runtime_new(const islet_config_t *cfg);
+/* Destroys every interpreter still alive, then releases quarantined memory. */
+ISLET_API void islet_runtime_destroy(islet_runtime_t *rt);
+ISLET_API void islet_runtime_set_cross_policy(islet_runtime_t *rt, islet_cross_policy_t p);
+/* Destroyed interpreters' memory is returned (or quarantined) by a runtime
+ * thread; this waits until all of it is. */
+ISLET_API void islet_runtime_flush(islet_runtime_t *rt);
+
+/* Interpreters.  report may be NULL. */
+ISLET_API islet_interp_t *islet_interp_new(islet_runtime_t *rt);
+ISLET_API void islet_interp_destroy(islet_interp_t *in, islet_leak_report_t *report);
+ISLET_API unsigned islet_interp_id(const islet_interp_t *in);
+ISLET_API void islet_interp_set_limit(islet_interp_t *in, size_t bytes); /* 0 = none */
+ISLET_API void islet_interp_stats(islet_interp_t *in, islet_stats_t *out);
+ISLET_API int islet_interp_stats_json(islet_interp_t *in, FILE *out);
+/* Takes back the blocks other threads freed; the allocator also does this
+ * on its own when it needs memory. */
+ISLET_API void islet_interp_collect(islet_interp_t *in);
+
+/* Allocation on the interpreter the caller holds.  NULL with
+ * islet_last_error() and errno set on failure; a zero size gives a unique
+ * minimal block. */
+ISLET_API void *islet_malloc(islet_interp_t *in, size_t size);
+ISLET_API void *islet_calloc(islet_interp_t *in, size_t n, size_t size);
+ISLET_API void *islet_realloc(islet_interp_t *in, void *p, size_t size);
+ISLET_API void *islet_aligned_alloc(islet_interp_t *in, size_t align, size_t size);
+ISLET_API void islet_free(islet_interp_t *in, void *p);
+
+/* No interpreter needed. */
+ISLET_API void islet_free_any(void *p);
+ISLET_API size_t islet_usable_size(const void *p);    /* 0 for anything not an islet block */
+ISLET_API islet_interp_t *islet_owner(const void *p); /* NULL: foreign, interior, freed owner */
+ISLET_API islet_error_t islet_last_error(void);
+ISLET_API const char *islet_strerror(islet_error_t e);
+ISLET_API size_t islet_class_size(unsigned cls);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
