@@ -32,6 +32,7 @@ static void *large_alloc(islet_interp_t *in, size_t size, size_t align) {
   large_t *lg = islet_large_alloc(in, size, align);
   if (!lg) return NULL;
   account_alloc(in, lg->size);
+  san_poison(lg->block + size, lg->size - size);
   vg_alloc(lg->block, size, 0);
   return lg->block;
 }
@@ -59,6 +60,7 @@ static inline void *small_alloc(islet_interp_t *in, unsigned cls, size_t size) {
 }
 
 void *islet_malloc(islet_interp_t *in, size_t size) {
+  size += size == 0; /* a unique block with one usable byte */
   size_t n = size + in->redzone;
   if (LIKELY(n <= ISLET_SMALL_MAX && n >= size))
     return small_alloc(in, islet_size_to_class(n), size);
@@ -77,7 +79,7 @@ void *islet_calloc(islet_interp_t *in, size_t n, size_t size) {
 }
 
 void *islet_aligned_alloc(islet_interp_t *in, size_t align, size_t size) {
-  if (align == 0 || (align & (align - 1)) || align > SEG_SIZE) {
+  if (align == 0 || (align & (align - 1)) || align > ISLET_MAX_ALIGN) {
     islet_set_error(ISLET_EINVAL);
     return NULL;
   }
@@ -196,11 +198,11 @@ size_t islet_usable_size(const void *p) {
   long idx;
   seghdr_t *h = block_of(p, &pg, &idx);
   if (!h) return 0;
-  if (h->kind == KIND_LARGE) return ((large_t *)h)->size;
+  if (h->kind == KIND_LARGE) return san_usable(p, ((large_t *)h)->size);
   if (!(atomic_load_explicit(&pg->live[idx >> 6], memory_order_relaxed) &
         ((uint64_t)1 << (idx & 63))))
     return 0;
-  return pg->bsize - h->owner->redzone;
+  return san_usable(p, pg->bsize - h->owner->redzone);
 }
 
 void *islet_realloc(islet_interp_t *in, void *p, size_t size) {

@@ -70,6 +70,7 @@ enum { LARGE_LIVE = 1, LARGE_REMOTE, LARGE_DEAD };
 
 _Static_assert(sizeof(segment_t) <= META_PAGES * PAGE_SIZE, "segment header too big");
 _Static_assert(sizeof(large_t) <= LARGE_HDR, "large header too big");
+_Static_assert(ISLET_MAX_ALIGN < SEG_SIZE, "a large block must start in its first granule");
 
 struct islet_interp {
   /* hot, owner only */
@@ -172,7 +173,8 @@ static inline long page_block_index(const page_t *pg, const void *p) {
 }
 
 /* large.c */
-/* align: 0 or a power of two up to SEG_SIZE */
+/* align: 0 or a power of two up to ISLET_MAX_ALIGN, so the block starts in
+ * the region's first granule, where the owner map looks */
 large_t *islet_large_alloc(islet_interp_t *in, size_t size, size_t align);
 void islet_large_free(islet_interp_t *caller, large_t *lg);
 void islet_large_collect(islet_interp_t *in);

@@ -18,7 +18,7 @@ large_t *islet_large_alloc(islet_interp_t *in, size_t size, size_t align) {
     return NULL;
   }
   size_t mapped = (hdr + size + 4095) & ~(size_t)4095;
-  large_t *lg = islet_backend_map(in->arena, mapped, align > SEG_SIZE ? align : SEG_SIZE);
+  large_t *lg = islet_backend_map(in->arena, mapped, SEG_SIZE);
   if (!lg) {
     islet_set_error(ISLET_ENOMEM);
     return NULL;

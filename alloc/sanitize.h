@@ -23,10 +23,17 @@
 #define ISLET_ASAN 1
 #define san_poison(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
 #define san_unpoison(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+/* What the caller asked for, as ASan's malloc_usable_size answers: the bytes
+ * before the first poisoned one. */
+static inline size_t san_usable(const void *p, size_t n) {
+  const char *bad = __asan_region_is_poisoned((void *)p, n);
+  return bad ? (size_t)(bad - (const char *)p) : n;
+}
 #else
 #define ISLET_ASAN 0
 #define san_poison(p, n) ((void)(p), (void)(n))
 #define san_unpoison(p, n) ((void)(p), (void)(n))
+#define san_usable(p, n) ((void)(p), (n))
 #endif
 
 #if defined(__SANITIZE_THREAD__) || __has_feature(thread_sanitizer)

@@ -94,6 +94,7 @@ typedef struct {
 #define ISLET_SIZE_CLASSES 36
 #define ISLET_SMALL_MAX 16384
 #define ISLET_LEAK_ADDRS 16
+#define ISLET_MAX_ALIGN ((size_t)2 << 20) /* islet_aligned_alloc: EINVAL above */
 
 typedef struct {
   unsigned id;

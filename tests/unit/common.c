@@ -1,0 +1,44 @@
+/* Shared test fixtures (see common.h). */
+#include "common.h"
+
+islet_event_t events[MAX_EVENTS];
+int nevents;
+islet_runtime_t *rt;
+
+static void capture(void *ctx, const islet_event_t *ev) {
+  (void)ctx;
+  if (nevents < MAX_EVENTS) events[nevents] = *ev;
+  nevents++;
+}
+
+islet_runtime_t *capture_runtime(islet_cross_policy_t cross, islet_bad_policy_t bad,
+                                 islet_teardown_t teardown) {
+  islet_config_t cfg = {
+      .cross_free = cross, .bad_free = bad, .teardown = teardown, .on_event = capture};
+  nevents = 0;
+  rt = islet_runtime_new(&cfg);
+  cr_assert_not_null(rt);
+  return rt;
+}
+
+void setup_default(void) {
+  capture_runtime(ISLET_CROSS_DEFER, ISLET_BAD_REPORT, ISLET_TEARDOWN_RELEASE);
+}
+
+void teardown_runtime(void) {
+  islet_runtime_destroy(rt);
+  rt = NULL;
+}
+
+void expect_one_event(islet_error_t e, const void *p, unsigned owner) {
+  cr_assert_eq(nevents, 1, "expected one event, got %d", nevents);
+  cr_assert_eq(events[0].error, e, "event %s, expected %s", islet_strerror(events[0].error),
+               islet_strerror(e));
+  cr_assert_eq(events[0].ptr, p);
+  cr_assert_eq(events[0].owner, owner);
+  nevents = 0;
+}
+
+void expect_no_event(void) {
+  cr_assert_eq(nevents, 0, "unexpected events: %d", nevents);
+}

@@ -1,0 +1,25 @@
+/* Shared test fixtures: a runtime whose events are captured, not printed,
+ * so tests can assert exactly which reports a call made. */
+#ifndef ISLET_TEST_COMMON_H
+#define ISLET_TEST_COMMON_H
+
+#include "islet.h"
+#include <criterion/criterion.h>
+
+#define MAX_EVENTS 64
+
+extern islet_event_t events[MAX_EVENTS];
+extern int nevents;
+extern islet_runtime_t *rt;
+
+/* A runtime with the given policies whose events land in events[]. */
+islet_runtime_t *capture_runtime(islet_cross_policy_t cross, islet_bad_policy_t bad,
+                                 islet_teardown_t teardown);
+void setup_default(void);
+void teardown_runtime(void);
+/* Asserts that exactly one event was reported since the last call, with
+ * this error, pointer and owner, and clears the list. */
+void expect_one_event(islet_error_t e, const void *p, unsigned owner);
+void expect_no_event(void);
+
+#endif

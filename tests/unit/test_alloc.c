@@ -1,0 +1,204 @@
+/* Allocation on one interpreter: sizes, classes, alignment, calloc, realloc,
+ * zero sizes, usable size, stats. */
+#include "common.h"
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+TestSuite(alloc, .init = setup_default, .fini = teardown_runtime);
+
+Test(alloc, every_size_up_to_64k_is_usable_and_distinct) {
+  islet_interp_t *in = islet_interp_new(rt);
+  static void *p[65537];
+  for (size_t n = 0; n <= 65536; n += (n < 1024 ? 1 : 97)) {
+    p[n] = islet_malloc(in, n);
+    cr_assert_not_null(p[n], "malloc(%zu)", n);
+    cr_assert_eq((uintptr_t)p[n] % 16, 0, "malloc(%zu) not 16-aligned", n);
+    cr_assert_geq(islet_usable_size(p[n]), n ? n : 1);
+    memset(p[n], 0xab, n);
+    cr_assert_eq(islet_owner(p[n]), in);
+  }
+  for (size_t n = 0; n <= 65536; n += (n < 1024 ? 1 : 97)) islet_free(in, p[n]);
+  islet_stats_t s;
+  islet_interp_stats(in, &s);
+  cr_assert_eq(s.blocks, 0);
+  cr_assert_eq(s.bytes, 0);
+  expect_no_event();
+}
+
+Test(alloc, size_classes_are_monotonic_and_cover_small_max) {
+  size_t prev = 0;
+  for (unsigned c = 0; c < ISLET_SIZE_CLASSES; c++) {
+    cr_assert_gt(islet_class_size(c), prev);
+    prev = islet_class_size(c);
+  }
+  cr_assert_eq(prev, ISLET_SMALL_MAX);
+  cr_assert_eq(islet_class_size(ISLET_SIZE_CLASSES), 0);
+}
+
+Test(alloc, blocks_never_overlap) {
+  islet_interp_t *in = islet_interp_new(rt);
+  enum { N = 20000 };
+  static unsigned char *p[N];
+  static size_t len[N];
+  for (int i = 0; i < N; i++) {
+    len[i] = 1 + (size_t)(i * 7919) % 700;
+    p[i] = islet_malloc(in, len[i]);
+    memset(p[i], i & 0xff, len[i]);
+  }
+  for (int i = 0; i < N; i += 2) islet_free(in, p[i]);
+  for (int i = 0; i < N; i += 2) {
+    p[i] = islet_malloc(in, len[i]);
+    memset(p[i], i & 0xff, len[i]);
+  }
+  for (int i = 0; i < N; i++)
+    for (size_t k = 0; k < len[i]; k++) cr_assert_eq(p[i][k], i & 0xff, "block %d clobbered", i);
+  for (int i = 0; i < N; i++) islet_free(in, p[i]);
+}
+
+Test(alloc, zero_size_gives_unique_minimal_blocks) {
+  islet_interp_t *in = islet_interp_new(rt);
+  void *a = islet_malloc(in, 0), *b = islet_malloc(in, 0);
+  cr_assert(a && b && a != b);
+  cr_assert_geq(islet_usable_size(a), 1);
+  void *c = islet_calloc(in, 0, 8), *d = islet_calloc(in, 8, 0);
+  cr_assert(c && d && c != d);
+  islet_free(in, a);
+  islet_free(in, b);
+  islet_free(in, c);
+  islet_free(in, d);
+  islet_free(in, NULL); /* a no-op, as free(NULL) */
+  expect_no_event();
+}
+
+Test(alloc, calloc_zeroes_reused_memory) {
+  islet_interp_t *in = islet_interp_new(rt);
+  for (int round = 0; round < 3; round++) {
+    unsigned char *p = islet_malloc(in, 300);
+    memset(p, 0xff, 300);
+    islet_free(in, p);
+    unsigned char *q = islet_calloc(in, 30, 10);
+    for (int i = 0; i < 300; i++) cr_assert_eq(q[i], 0);
+    islet_free(in, q);
+  }
+  unsigned char *big = islet_calloc(in, 1, 100000);
+  for (int i = 0; i < 100000; i++) cr_assert_eq(big[i], 0);
+  islet_free(in, big);
+}
+
+Test(alloc, calloc_and_aligned_overflow_return_null) {
+  islet_interp_t *in = islet_interp_new(rt);
+  errno = 0;
+  cr_assert_null(islet_calloc(in, SIZE_MAX / 2, 3));
+  cr_assert_eq(islet_last_error(), ISLET_EOVERFLOW);
+  cr_assert_eq(errno, ENOMEM);
+  cr_assert_null(islet_malloc(in, SIZE_MAX - 8));
+  cr_assert_eq(islet_last_error(), ISLET_EOVERFLOW);
+  cr_assert_null(islet_aligned_alloc(in, 64, SIZE_MAX - 100));
+  cr_assert_eq(islet_last_error(), ISLET_EOVERFLOW);
+  islet_stats_t s;
+  islet_interp_stats(in, &s);
+  cr_assert_eq(s.blocks, 0);
+}
+
+Test(alloc, realloc_keeps_contents_and_moves_across_classes) {
+  islet_interp_t *in = islet_interp_new(rt);
+  unsigned char *p = islet_realloc(in, NULL, 10); /* realloc(NULL) is malloc */
+  for (int i = 0; i < 10; i++) p[i] = (unsigned char)i;
+  size_t sizes[] = {12, 100, 1000, 20000, 300000, 50, 10};
+  for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+    p = islet_realloc(in, p, sizes[k]);
+    cr_assert_not_null(p);
+    for (int i = 0; i < 10; i++) cr_assert_eq(p[i], i, "byte %d after realloc to %zu", i, sizes[k]);
+  }
+  islet_free(in, p);
+  islet_stats_t s;
+  islet_interp_stats(in, &s);
+  cr_assert_eq(s.blocks, 0);
+  cr_assert_eq(s.large_blocks, 0);
+}
+
+Test(alloc, realloc_to_zero_gives_minimal_block_and_frees_old) {
+  islet_interp_t *in = islet_interp_new(rt);
+  void *p = islet_malloc(in, 5000);
+  void *q = islet_realloc(in, p, 0);
+  cr_assert_not_null(q);
+  cr_assert_neq(p, q);
+  islet_stats_t s;
+  islet_interp_stats(in, &s);
+  cr_assert_eq(s.blocks, 1);
+  islet_free(in, q);
+}
+
+Test(alloc, realloc_overflow_keeps_the_block) {
+  islet_interp_t *in = islet_interp_new(rt);
+  char *p = islet_malloc(in, 32);
+  strcpy(p, "still here");
+  cr_assert_null(islet_realloc(in, p, SIZE_MAX - 4));
+  cr_assert_eq(islet_last_error(), ISLET_EOVERFLOW);
+  cr_assert_str_eq(p, "still here");
+  islet_free(in, p);
+  expect_no_event();
+}
+
+Test(alloc, aligned_alloc_honours_alignment) {
+  islet_interp_t *in = islet_interp_new(rt);
+  for (size_t a = 1; a <= ISLET_MAX_ALIGN; a <<= 1) {
+    size_t sizes[] = {1, 24, 100, 5000, 70000};
+    for (size_t k = 0; k < 5; k++) {
+      void *p = islet_aligned_alloc(in, a, sizes[k]);
+      cr_assert_not_null(p, "aligned_alloc(%zu, %zu)", a, sizes[k]);
+      cr_assert_eq((uintptr_t)p % a, 0, "aligned_alloc(%zu, %zu) = %p", a, sizes[k], p);
+      memset(p, 1, sizes[k]);
+      cr_assert_eq(islet_owner(p), in);
+      islet_free(in, p);
+    }
+  }
+  cr_assert_null(islet_aligned_alloc(in, 24, 10));
+  cr_assert_eq(islet_last_error(), ISLET_EINVAL);
+  cr_assert_null(islet_aligned_alloc(in, 0, 10));
+  cr_assert_null(islet_aligned_alloc(in, ISLET_MAX_ALIGN * 2, 10));
+  cr_assert_eq(islet_last_error(), ISLET_EINVAL);
+  expect_no_event();
+}
+
+Test(alloc, stats_track_bytes_blocks_and_peaks) {
+  islet_interp_t *in = islet_interp_new(rt);
+  void *p[100];
+  for (int i = 0; i < 100; i++) p[i] = islet_malloc(in, 64);
+  void *big = islet_malloc(in, 1 << 20);
+  islet_stats_t s;
+  islet_interp_stats(in, &s);
+  cr_assert_eq(s.blocks, 101);
+  cr_assert_geq(s.bytes, 100 * 64 + (1 << 20));
+  cr_assert_eq(s.large_blocks, 1);
+  cr_assert_eq(s.allocs, 101);
+  cr_assert_geq(s.segments, 1);
+  cr_assert_geq(s.mapped, s.bytes);
+  size_t peak = s.bytes;
+  for (int i = 0; i < 100; i++) islet_free(in, p[i]);
+  islet_free(in, big);
+  islet_interp_stats(in, &s);
+  cr_assert_eq(s.blocks, 0);
+  cr_assert_eq(s.bytes, 0);
+  cr_assert_eq(s.bytes_peak, peak);
+  cr_assert_eq(s.blocks_peak, 101);
+  cr_assert_eq(s.large_blocks, 0);
+}
+
+Test(alloc, stats_json_names_every_field) {
+  islet_interp_t *in = islet_interp_new(rt);
+  void *p = islet_malloc(in, 10);
+  char buf[1024] = {0}, bytes[64];
+  FILE *f = fmemopen(buf, sizeof buf - 1, "w");
+  cr_assert_eq(islet_interp_stats_json(in, f), 0);
+  fclose(f);
+  islet_stats_t s;
+  islet_interp_stats(in, &s);
+  snprintf(bytes, sizeof bytes, "\"bytes\":%zu,", s.bytes);
+  const char *keys[] = {"\"id\":",           bytes,        "\"blocks\":1,", "\"remote_pending\":0,",
+                        "\"limit_hits\":0,", "\"mapped\":"};
+  for (size_t k = 0; k < sizeof keys / sizeof *keys; k++)
+    cr_assert_not_null(strstr(buf, keys[k]), "%s missing in %s", keys[k], buf);
+  islet_free(in, p);
+}

@@ -1,0 +1,185 @@
+/* Bad input: each case has one documented result (include/islet.h), and a
+ * bad free never changes allocator state. */
+#include "common.h"
+#include <criterion/redirect.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+TestSuite(bad, .init = setup_default, .fini = teardown_runtime);
+
+static size_t live_blocks(islet_interp_t *in) {
+  islet_stats_t s;
+  islet_interp_stats(in, &s);
+  return s.blocks;
+}
+
+Test(bad, double_free_is_reported_and_changes_nothing) {
+  islet_interp_t *in = islet_interp_new(rt);
+  void *p = islet_malloc(in, 48), *keep = islet_malloc(in, 48);
+  islet_free(in, p);
+  expect_no_event();
+  islet_free(in, p);
+  expect_one_event(ISLET_EDOUBLE_FREE, p, islet_interp_id(in));
+  cr_assert_eq(islet_last_error(), ISLET_EDOUBLE_FREE);
+  cr_assert_eq(live_blocks(in), 1);
+  /* the allocator still hands p out exactly once */
+  void *a = islet_malloc(in, 48), *b = islet_malloc(in, 48);
+  cr_assert(a != b && a != keep && b != keep);
+  islet_stats_t s;
+  islet_interp_stats(in, &s);
+  cr_assert_eq(s.bad_frees, 1);
+}
+
+Test(bad, double_free_of_a_large_block) {
+  islet_interp_t *in = islet_interp_new(rt);
+  void *p = islet_malloc(in, 200000);
+  void *q = islet_malloc(in, 200000);
+  islet_free(in, q);
+  islet_free(in, p);
+  nevents = 0;
+  /* p's region is gone: a second free finds no islet memory there, or a
+   * new large block if the range was reused, never corrupts */
+  void *r = islet_malloc(in, 200000);
+  if (r != p) {
+    islet_free(in, p);
+    cr_assert_eq(nevents, 1);
+    cr_assert(events[0].error == ISLET_EFOREIGN || events[0].error == ISLET_EDOUBLE_FREE);
+  }
+  islet_free(in, r);
+  cr_assert_eq(live_blocks(in), 0);
+}
+
+Test(bad, double_free_across_interpreters_is_caught_at_the_second_free) {
+  islet_interp_t *a = islet_interp_new(rt), *b = islet_interp_new(rt);
+  void *p = islet_malloc(a, 64), *big = islet_malloc(a, 100000);
+  islet_free(b, p);
+  islet_free(b, big);
+  expect_no_event();
+  islet_free(b, p);
+  expect_one_event(ISLET_EDOUBLE_FREE, p, islet_interp_id(a));
+  islet_free(b, big);
+  expect_one_event(ISLET_EDOUBLE_FREE, big, islet_interp_id(a));
+  islet_free(a, p); /* the owner too, while the hand-off is pending */
+  expect_one_event(ISLET_EDOUBLE_FREE, p, islet_interp_id(a));
+  islet_free(a, big);
+  expect_one_event(ISLET_EDOUBLE_FREE, big, islet_interp_id(a));
+  islet_interp_collect(a);
+  expect_no_event();
+  cr_assert_eq(live_blocks(a), 0);
+}
+
+Test(bad, local_then_remote_double_free) {
+  islet_interp_t *a = islet_interp_new(rt), *b = islet_interp_new(rt);
+  void *p = islet_malloc(a, 64);
+  islet_free(a, p);
+  islet_free(b, p);
+  cr_assert_eq(events[0].offender, islet_interp_id(b));
+  expect_one_event(ISLET_EDOUBLE_FREE, p, islet_interp_id(a));
+  void *q = islet_malloc(a, 64);
+  islet_free(b, q);
+  islet_free_any(q);
+  expect_one_event(ISLET_EDOUBLE_FREE, q, islet_interp_id(a));
+  islet_interp_collect(a);
+  cr_assert_eq(live_blocks(a), 0);
+}
+
+Test(bad, foreign_pointer_is_reported) {
+  islet_interp_t *in = islet_interp_new(rt);
+  void *heap = malloc(32);
+  int on_stack;
+  islet_free(in, heap);
+  expect_one_event(ISLET_EFOREIGN, heap, 0);
+  islet_free(in, &on_stack);
+  expect_one_event(ISLET_EFOREIGN, &on_stack, 0);
+  islet_free_any(heap);
+  expect_one_event(ISLET_EFOREIGN, heap, 0);
+  free(heap);
+}
+
+Test(bad, interior_pointer_is_reported) {
+  islet_interp_t *in = islet_interp_new(rt);
+  char *p = islet_malloc(in, 100), *big = islet_malloc(in, 100000);
+  islet_free(in, p + 8);
+  expect_one_event(ISLET_EINTERIOR, p + 8, islet_interp_id(in));
+  islet_free(in, big + 4096);
+  expect_one_event(ISLET_EINTERIOR, big + 4096, islet_interp_id(in));
+  cr_assert_eq(live_blocks(in), 2);
+  islet_free(in, p);
+  islet_free(in, big);
+  expect_no_event();
+}
+
+Test(bad, free_after_destroy_is_reported) {
+  islet_interp_t *a = islet_interp_new(rt), *b = islet_interp_new(rt);
+  unsigned id = islet_interp_id(a);
+  void *p = islet_malloc(a, 100), *big = islet_malloc(a, 1 << 20);
+  islet_interp_destroy(a, NULL);
+  islet_free(b, p);
+  expect_one_event(ISLET_EDESTROYED, p, id);
+  islet_free_any(big);
+  expect_one_event(ISLET_EDESTROYED, big, id);
+  cr_assert_null(islet_realloc(b, p, 10));
+  expect_one_event(ISLET_EDESTROYED, p, id);
+  cr_assert_eq(live_blocks(b), 0);
+}
+
+Test(bad, limit_returns_null_with_enomem_and_counts_hits) {
+  islet_interp_t *in = islet_interp_new(rt);
+  islet_interp_set_limit(in, 64 * 1024);
+  void *p[2000];
+  int n = 0;
+  while (n < 2000 && (p[n] = islet_malloc(in, 1000))) n++;
+  cr_assert_lt(n, 2000);
+  cr_assert_geq(n, 40);
+  cr_assert_eq(errno, ENOMEM);
+  cr_assert_eq(islet_last_error(), ISLET_ELIMIT);
+  cr_assert_null(islet_malloc(in, 1 << 20), "a large block is held to the limit too");
+  cr_assert_null(islet_calloc(in, 1, 5000));
+  islet_stats_t s;
+  islet_interp_stats(in, &s);
+  cr_assert_eq(s.limit_hits, 3);
+  cr_assert_leq(s.bytes, 64 * 1024);
+  cr_assert_eq(s.limit, 64 * 1024);
+  /* raised at run time: allocation works again */
+  islet_interp_set_limit(in, 1 << 22);
+  void *more = islet_malloc(in, 1 << 20);
+  cr_assert_not_null(more);
+  islet_free(in, more);
+  islet_interp_set_limit(in, 0); /* none */
+  for (int i = 0; i < n; i++) islet_free(in, p[i]);
+  expect_no_event();
+}
+
+Test(bad, limit_counts_blocks_freed_by_others_once_taken_back) {
+  islet_interp_t *a = islet_interp_new(rt), *b = islet_interp_new(rt);
+  islet_interp_set_limit(a, 4096);
+  void *p[4];
+  for (int i = 0; i < 4; i++) cr_assert_not_null(p[i] = islet_malloc(a, 1000));
+  cr_assert_null(islet_malloc(a, 1000));
+  for (int i = 0; i < 4; i++) islet_free(b, p[i]); /* pending at a */
+  cr_assert_not_null(islet_malloc(a, 1000), "the limit check takes back pending frees first");
+}
+
+Test(bad, abort_policy_aborts_on_a_bad_free, .signal = SIGABRT) {
+  teardown_runtime();
+  capture_runtime(ISLET_CROSS_DEFER, ISLET_BAD_ABORT, ISLET_TEARDOWN_RELEASE);
+  islet_interp_t *in = islet_interp_new(rt);
+  void *p = islet_malloc(in, 10);
+  islet_free(in, p);
+  islet_free(in, p);
+}
+
+Test(bad_plain, report_without_hook_prints_one_line, .init = cr_redirect_stderr) {
+  islet_runtime_t *plain = islet_runtime_new(NULL);
+  islet_interp_t *in = islet_interp_new(plain);
+  void *p = islet_malloc(in, 10);
+  islet_free(in, p);
+  islet_free(in, p);
+  char expect[160];
+  snprintf(expect, sizeof expect, "islet: double free: %p (owner interp 1, caller interp 1)\n", p);
+  fflush(stderr);
+  cr_assert_stderr_eq_str(expect);
+  islet_runtime_destroy(plain);
+}

@@ -1,0 +1,134 @@
+/* Teardown: the leak report, release, quarantine, runtime teardown. */
+#include "common.h"
+#include <setjmp.h>
+#include <signal.h>
+#include <string.h>
+
+TestSuite(teardown, .fini = teardown_runtime);
+
+static void *find(const islet_leak_report_t *r, void *p) {
+  for (size_t i = 0; i < r->naddrs; i++)
+    if (r->addrs[i] == p) return p;
+  return NULL;
+}
+
+Test(teardown, leak_report_lists_exactly_the_live_blocks) {
+  setup_default();
+  islet_interp_t *in = islet_interp_new(rt);
+  void *keep[3] = {islet_malloc(in, 24), islet_malloc(in, 500), islet_malloc(in, 100000)};
+  for (int i = 0; i < 10000; i++) islet_free(in, islet_malloc(in, (size_t)i % 2000));
+  islet_leak_report_t r;
+  islet_interp_destroy(in, &r);
+  cr_assert_eq(r.blocks, 3);
+  cr_assert_eq(r.large_blocks, 1);
+  cr_assert_eq(r.naddrs, 3);
+  for (int i = 0; i < 3; i++) cr_assert_not_null(find(&r, keep[i]));
+  size_t small = 0;
+  for (unsigned c = 0; c < ISLET_SIZE_CLASSES; c++) small += r.class_blocks[c];
+  cr_assert_eq(small, 2);
+  cr_assert_geq(r.bytes, 24 + 500 + 100000);
+  cr_assert_geq(r.segments, 1);
+  cr_assert_eq(r.quarantined, 0);
+  expect_no_event();
+}
+
+Test(teardown, leak_report_counts_per_class_and_caps_addresses) {
+  setup_default();
+  islet_interp_t *in = islet_interp_new(rt);
+  for (int i = 0; i < 1000; i++) islet_malloc(in, 64);
+  for (int i = 0; i < 7; i++) islet_malloc(in, 3000);
+  islet_leak_report_t r;
+  islet_interp_destroy(in, &r);
+  cr_assert_eq(r.blocks, 1007);
+  cr_assert_eq(r.naddrs, ISLET_LEAK_ADDRS);
+  size_t c64 = 0, c3000 = 0;
+  for (unsigned c = 0; c < ISLET_SIZE_CLASSES; c++) {
+    if (islet_class_size(c) >= 64 && !c64 && r.class_blocks[c])
+      c64 = r.class_blocks[c];
+    else if (r.class_blocks[c])
+      c3000 = r.class_blocks[c];
+  }
+  cr_assert_eq(c64, 1000);
+  cr_assert_eq(c3000, 7);
+}
+
+Test(teardown, pending_cross_frees_are_not_leaks) {
+  setup_default();
+  islet_interp_t *a = islet_interp_new(rt), *b = islet_interp_new(rt);
+  for (int i = 0; i < 100; i++) islet_free(b, islet_malloc(a, 80));
+  islet_free(b, islet_malloc(a, 100000));
+  islet_leak_report_t r;
+  islet_interp_destroy(a, &r);
+  cr_assert_eq(r.blocks, 0);
+}
+
+Test(teardown, release_returns_memory_and_tombstones_addresses) {
+  setup_default();
+  islet_interp_t *a = islet_interp_new(rt);
+  void *p = islet_malloc(a, 100);
+  unsigned id = islet_interp_id(a);
+  islet_interp_destroy(a, NULL);
+  islet_runtime_flush(rt);
+  islet_free_any(p);
+  expect_one_event(ISLET_EDESTROYED, p, id);
+}
+
+static sigjmp_buf jump;
+static void on_segv(int sig) {
+  (void)sig;
+  siglongjmp(jump, 1);
+}
+
+Test(teardown, quarantine_keeps_the_range_inaccessible_until_the_runtime_ends) {
+  capture_runtime(ISLET_CROSS_DEFER, ISLET_BAD_REPORT, ISLET_TEARDOWN_QUARANTINE);
+  islet_interp_t *a = islet_interp_new(rt);
+  volatile char *p = islet_malloc(a, 100);
+  volatile char *big = islet_malloc(a, 1 << 20);
+  p[0] = 1;
+  big[0] = 1;
+  unsigned id = islet_interp_id(a);
+  islet_leak_report_t r;
+  islet_interp_destroy(a, &r);
+  cr_assert_eq(r.quarantined, 1);
+  cr_assert_eq(r.blocks, 2);
+  islet_runtime_flush(rt);
+  /* never reused: new interpreters get other addresses */
+  islet_interp_t *b = islet_interp_new(rt);
+  for (int i = 0; i < 1000; i++) {
+    char *q = islet_malloc(b, 100);
+    cr_assert_neq(q, (char *)p);
+  }
+  /* inaccessible: touching it faults */
+  struct sigaction sa = {.sa_handler = on_segv}, old;
+  sigaction(SIGSEGV, &sa, &old);
+  int faulted = 0;
+  if (sigsetjmp(jump, 1) == 0)
+    (void)p[0];
+  else
+    faulted = 1;
+  sigaction(SIGSEGV, &old, NULL);
+  cr_assert_eq(faulted, 1, "a quarantined block must not be readable");
+  islet_free_any((void *)p);
+  expect_one_event(ISLET_EDESTROYED, (void *)p, id);
+}
+
+Test(teardown, runtime_destroy_ends_live_interpreters) {
+  setup_default();
+  for (int i = 0; i < 5; i++) {
+    islet_interp_t *in = islet_interp_new(rt);
+    islet_malloc(in, 100);
+    islet_malloc(in, 1 << 20);
+  }
+}
+
+Test(teardown, many_create_destroy_cycles) {
+  setup_default();
+  for (int i = 0; i < 300; i++) {
+    islet_interp_t *in = islet_interp_new(rt);
+    for (int k = 0; k < 100; k++) islet_malloc(in, (size_t)k * 10);
+    islet_leak_report_t r;
+    islet_interp_destroy(in, &r);
+    cr_assert_eq(r.blocks, 100);
+    cr_assert_eq(r.id, (unsigned)i + 1);
+  }
+}
