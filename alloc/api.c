@@ -32,9 +32,10 @@ static void *large_alloc(islet_interp_t *in, size_t size, size_t align) {
   large_t *lg = islet_large_alloc(in, size, align);
   if (!lg) return NULL;
   account_alloc(in, lg->size);
-  san_poison(lg->block + size, lg->size - size);
-  vg_alloc(lg->block, size, 0);
-  return lg->block;
+  char *p = large_block(lg);
+  san_poison(p + size, lg->size - size);
+  vg_alloc(p, lg->size, 0);
+  return p;
 }
 
 static inline void *small_alloc(islet_interp_t *in, unsigned cls, size_t size) {
@@ -48,14 +49,14 @@ static inline void *small_alloc(islet_interp_t *in, unsigned cls, size_t size) {
     unsigned b = (unsigned)__builtin_ctzll(~bits);
     atomic_store_explicit(&pg->live[w], bits | ((uint64_t)1 << b), memory_order_relaxed);
     pg->used++;
-    p = pg->start + ((size_t)w * 64 + b) * bs;
+    p = page_block(pg, (size_t)w * 64 + b);
   } else if (!(p = islet_small_alloc_slow(in, cls))) {
     islet_set_error(ISLET_ENOMEM);
     return NULL;
   }
   account_alloc(in, bs);
   san_unpoison(p, size);
-  vg_alloc(p, size, 0);
+  vg_alloc(p, bs - in->redzone, 0); /* Valgrind: the usable size, as malloc_usable_size */
   return p;
 }
 
@@ -132,7 +133,7 @@ static NOINLINE void free_slow(islet_interp_t *caller, void *p, uintptr_t word) 
   seghdr_t *h = (seghdr_t *)word;
   if (h->kind == KIND_LARGE) {
     large_t *lg = (large_t *)h;
-    if (p != lg->block) {
+    if (p != large_block(lg)) {
       islet_report(h->owner->rt, caller, ISLET_EINTERIOR, p, h->owner_id);
       return;
     }
@@ -180,7 +181,7 @@ static seghdr_t *block_of(const void *p, page_t **pg, long *idx) {
   uintptr_t word = islet_map_get(p);
   if (!map_is_hdr(word)) return NULL;
   seghdr_t *h = (seghdr_t *)word;
-  if (h->kind == KIND_LARGE) return p == ((large_t *)h)->block ? h : NULL;
+  if (h->kind == KIND_LARGE) return p == large_block((large_t *)h) ? h : NULL;
   *pg = &((segment_t *)h)->pages[page_index(p)];
   *idx = page_block_index(*pg, p);
   return *idx >= 0 ? h : NULL;
@@ -213,7 +214,6 @@ void *islet_realloc(islet_interp_t *in, void *p, size_t size) {
     return NULL;
   }
   if (size <= old && size >= old / 2 && islet_owner(p) == in) {
-    vg_resize(p, old, size);
     san_unpoison(p, size);
     san_poison((char *)p + size, old - size);
     return p;

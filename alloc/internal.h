@@ -35,9 +35,11 @@
 enum { KIND_SMALL = 1, KIND_LARGE = 2 };
 enum { PG_FREE = 0, PG_AVAIL, PG_FULL };
 
-/* Owner-written fields first; live/remote are read by other threads. */
+/* Owner-written fields first; live/remote are read by other threads.  No
+ * field points at a block: a leak checker scanning islet's metadata must not
+ * find leaked blocks reachable. */
 typedef struct page {
-  char *start;
+  uint32_t off;          /* of the page in its segment */
   uint32_t bsize, magic; /* magic = ceil(2^32 / bsize): exact division */
   uint16_t nblocks, used, hint, nwords;
   uint8_t cls, state;
@@ -61,7 +63,7 @@ typedef struct segment {
 
 typedef struct large {
   seghdr_t h;
-  char *block;
+  uint32_t off; /* of the block from the header (no pointer: see page_t) */
   size_t size, mapped;
   _Atomic int state; /* LARGE_LIVE, LARGE_REMOTE */
   struct large *rnext;
@@ -156,6 +158,13 @@ static inline unsigned page_index(const void *p) {
 }
 static inline unsigned seg_page_index(const segment_t *seg, const page_t *pg) {
   return (unsigned)(pg - seg->pages);
+}
+
+static inline char *page_block(const page_t *pg, size_t i) {
+  return (char *)((uintptr_t)pg & ~(SEG_SIZE - 1)) + pg->off + i * pg->bsize;
+}
+static inline char *large_block(const large_t *lg) {
+  return (char *)lg + lg->off;
 }
 
 /* small.c */

@@ -76,7 +76,7 @@ static void leak_report(islet_interp_t *in, islet_leak_report_t *r) {
         uint64_t bits = atomic_load_explicit(&pg->live[w], memory_order_relaxed);
         if (w + 1u == pg->nwords && pg->nblocks % 64) bits &= ~(~(uint64_t)0 << (pg->nblocks % 64));
         for (; bits; bits &= bits - 1) {
-          char *p = pg->start + ((size_t)w * 64 + (unsigned)__builtin_ctzll(bits)) * pg->bsize;
+          char *p = page_block(pg, (size_t)w * 64 + (unsigned)__builtin_ctzll(bits));
           note_leak(r, p);
           vg_free(p);
         }
@@ -89,8 +89,8 @@ static void leak_report(islet_interp_t *in, islet_leak_report_t *r) {
     r->large_bytes += lg->size;
     r->blocks++;
     r->bytes += lg->size;
-    note_leak(r, lg->block);
-    vg_free(lg->block);
+    note_leak(r, large_block(lg));
+    vg_free(large_block(lg));
   }
 }
 

@@ -27,7 +27,7 @@ large_t *islet_large_alloc(islet_interp_t *in, size_t size, size_t align) {
   lg->h.kind = KIND_LARGE;
   lg->h.owner = in;
   lg->h.owner_id = in->id;
-  lg->block = (char *)lg + hdr;
+  lg->off = (uint32_t)hdr;
   lg->size = mapped - hdr;
   lg->mapped = mapped;
   lg->rnext = NULL;
@@ -61,11 +61,11 @@ void islet_large_free(islet_interp_t *caller, large_t *lg) {
   int old = atomic_exchange(&lg->state, local ? LARGE_DEAD : LARGE_REMOTE);
   if (old != LARGE_LIVE) { /* a remote free is pending: this one is the second */
     atomic_store(&lg->state, old);
-    islet_report(owner->rt, caller, ISLET_EDOUBLE_FREE, lg->block, lg->h.owner_id);
+    islet_report(owner->rt, caller, ISLET_EDOUBLE_FREE, large_block(lg), lg->h.owner_id);
     return;
   }
-  vg_free(lg->block);
-  san_poison(lg->block, lg->size);
+  vg_free(large_block(lg));
+  san_poison(large_block(lg), lg->size);
   if (local) {
     large_drop(owner, lg);
     return;

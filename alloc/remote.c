@@ -23,7 +23,7 @@ void islet_remote_free_small(islet_interp_t *caller, segment_t *seg, page_t *pg,
   unsigned w = (unsigned)idx >> 6;
   uint64_t m = (uint64_t)1 << (idx & 63);
   islet_interp_t *owner = seg->h.owner;
-  char *p = pg->start + (size_t)idx * pg->bsize;
+  char *p = page_block(pg, (size_t)idx);
   bool live = atomic_load_explicit(&pg->live[w], memory_order_relaxed) & m;
   if (live) { /* annotate before the hand-off: the owner may reuse it at once */
     vg_free(p);
@@ -46,8 +46,7 @@ static void collect_page(islet_interp_t *in, page_t *pg) {
     uint64_t bits = atomic_load_explicit(&pg->live[w], memory_order_relaxed);
     for (uint64_t bad = r & ~bits; bad; bad &= bad - 1) /* freed here meanwhile */
       islet_report(in->rt, NULL, ISLET_EDOUBLE_FREE,
-                   pg->start + ((size_t)w * 64 + (unsigned)__builtin_ctzll(bad)) * pg->bsize,
-                   in->id);
+                   page_block(pg, (size_t)w * 64 + (unsigned)__builtin_ctzll(bad)), in->id);
     r &= bits;
     atomic_store_explicit(&pg->live[w], bits & ~r, memory_order_relaxed);
     n += (size_t)__builtin_popcountll(r);

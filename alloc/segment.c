@@ -38,7 +38,7 @@ static segment_t *segment_new(islet_interp_t *in) {
 static void page_init(segment_t *seg, page_t *pg, unsigned cls) {
   uint32_t bs = islet_class_sizes[cls];
   unsigned n = (unsigned)(PAGE_SIZE / bs);
-  pg->start = (char *)seg + (size_t)seg_page_index(seg, pg) * PAGE_SIZE;
+  pg->off = (uint32_t)(seg_page_index(seg, pg) * PAGE_SIZE);
   pg->bsize = bs;
   pg->magic = (uint32_t)((((uint64_t)1 << 32) + bs - 1) / bs);
   pg->nblocks = (uint16_t)n;
@@ -55,7 +55,7 @@ static void page_init(segment_t *seg, page_t *pg, unsigned cls) {
   if (n % 64) /* bits past the last block look allocated, so they are never taken */
     atomic_store_explicit(&pg->live[pg->nwords - 1], ~(uint64_t)0 << (n % 64),
                           memory_order_relaxed);
-  san_poison(pg->start, PAGE_SIZE);
+  san_poison(page_block(pg, 0), PAGE_SIZE);
 }
 
 page_t *islet_page_fresh(islet_interp_t *in, unsigned cls) {

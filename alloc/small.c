@@ -15,7 +15,7 @@ static void *take(page_t *pg, unsigned w, uint64_t bits) {
   unsigned b = (unsigned)__builtin_ctzll(~bits);
   atomic_store_explicit(&pg->live[w], bits | ((uint64_t)1 << b), memory_order_relaxed);
   pg->used++;
-  return pg->start + ((size_t)w * 64 + b) * pg->bsize;
+  return page_block(pg, (size_t)w * 64 + b);
 }
 
 void islet_page_list_remove(islet_interp_t *in, page_t *pg) {
