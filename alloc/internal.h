@@ -127,14 +127,33 @@ void islet_reclaim_shutdown(islet_runtime_t *rt);
 
 /* sizeclass.c */
 extern const uint32_t islet_class_sizes[ISLET_SIZE_CLASSES];
-unsigned islet_size_to_class(size_t size);
+static inline unsigned islet_size_to_class(size_t size) {
+  if (size <= 128) return size ? (unsigned)((size - 1) >> 4) : 0;
+  unsigned lg = 63u - (unsigned)__builtin_clzll(size - 1); /* size in (2^lg, 2^(lg+1)] */
+  return 8 + (lg - 7) * 4 + (unsigned)((size - 1) >> (lg - 2)) - 4;
+}
 
 /* map.c: address -> owner word.  A word is a seghdr_t pointer, 0, or a
  * tombstone (id << 2 | TOMB_*) left by a destroyed interpreter. */
 #define TOMB_RELEASED 1u
 #define TOMB_QUARANTINED 3u
-uintptr_t islet_map_get(const void *p);
+#define MAP_ADDR_BITS 48
+#define MAP_ROOT_BITS 12
+#define MAP_LEAF_BITS (MAP_ADDR_BITS - SEG_SHIFT - MAP_ROOT_BITS)
+#define MAP_LEAF_LEN ((size_t)1 << MAP_LEAF_BITS)
+typedef _Atomic uintptr_t map_leaf_t[MAP_LEAF_LEN];
+extern _Atomic(map_leaf_t *) islet_map_root[1u << MAP_ROOT_BITS];
 bool islet_map_set(const void *base, uintptr_t word);
+
+static inline uintptr_t islet_map_get(const void *p) {
+  uintptr_t a = (uintptr_t)p;
+  if (UNLIKELY(a >> MAP_ADDR_BITS)) return 0;
+  map_leaf_t *leaf =
+      atomic_load_explicit(&islet_map_root[a >> (SEG_SHIFT + MAP_LEAF_BITS)], memory_order_acquire);
+  if (UNLIKELY(!leaf)) return 0;
+  return atomic_load_explicit(&(*leaf)[(a >> SEG_SHIFT) & (MAP_LEAF_LEN - 1)],
+                              memory_order_acquire);
+}
 static inline bool map_is_hdr(uintptr_t w) {
   return w != 0 && (w & 3) == 0;
 }

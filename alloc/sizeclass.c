@@ -9,12 +9,6 @@ const uint32_t islet_class_sizes[ISLET_SIZE_CLASSES] = {
     320,  384,  448,  512,  640,  768,  896,  1024, 1280,  1536,  1792,  2048,
     2560, 3072, 3584, 4096, 5120, 6144, 7168, 8192, 10240, 12288, 14336, 16384};
 
-unsigned islet_size_to_class(size_t size) {
-  if (size <= 128) return size ? (unsigned)((size - 1) >> 4) : 0;
-  unsigned lg = 63u - (unsigned)__builtin_clzll(size - 1); /* size in (2^lg, 2^(lg+1)] */
-  return 8 + (lg - 7) * 4 + (unsigned)((size - 1) >> (lg - 2)) - 4;
-}
-
 size_t islet_class_size(unsigned cls) {
   return cls < ISLET_SIZE_CLASSES ? islet_class_sizes[cls] : 0;
 }
