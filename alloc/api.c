@@ -27,7 +27,15 @@ static inline void account_alloc(islet_interp_t *in, size_t bs) {
 }
 
 static void *large_alloc(islet_interp_t *in, size_t size, size_t align) {
-  if (UNLIKELY(size > in->limit || in->bytes + size > in->limit) && over_limit(in, size))
+  size_t usable = islet_large_usable(size, align);
+  if (!usable) {
+    islet_set_error(ISLET_EOVERFLOW);
+    return NULL;
+  }
+  /* large blocks freed by others come back here, or nothing would ever
+   * bring them back to an interpreter that only allocates large blocks */
+  if (atomic_load_explicit(&in->any_pending, memory_order_relaxed)) islet_collect(in);
+  if (UNLIKELY(usable > in->limit || in->bytes + usable > in->limit) && over_limit(in, usable))
     return NULL;
   large_t *lg = islet_large_alloc(in, size, align);
   if (!lg) return NULL;
@@ -86,6 +94,7 @@ void *islet_aligned_alloc(islet_interp_t *in, size_t align, size_t size) {
   }
   if (align <= MIN_BLOCK) return islet_malloc(in, size);
   /* Power-of-two classes are naturally aligned in 64 KiB-aligned pages. */
+  size += size == 0;
   size_t n = size + in->redzone;
   if (n >= size && n <= ISLET_SMALL_MAX && align <= ISLET_SMALL_MAX) {
     if (n < align) n = align;
@@ -100,7 +109,7 @@ void *islet_aligned_alloc(islet_interp_t *in, size_t align, size_t size) {
 static void cross_free(islet_interp_t *caller, void *p, seghdr_t *h) {
   if (caller) {
     caller->remote_sent++;
-    if (caller->rt->cfg.cross_free != ISLET_CROSS_DEFER)
+    if (islet_cross_policy(caller->rt) != ISLET_CROSS_DEFER)
       islet_report(caller->rt, caller, ISLET_ECROSS, p, h->owner_id);
   }
 }
@@ -133,8 +142,10 @@ static NOINLINE void free_slow(islet_interp_t *caller, void *p, uintptr_t word) 
   seghdr_t *h = (seghdr_t *)word;
   if (h->kind == KIND_LARGE) {
     large_t *lg = (large_t *)h;
-    if (p != large_block(lg)) {
-      islet_report(h->owner->rt, caller, ISLET_EINTERIOR, p, h->owner_id);
+    if (p != large_block(lg)) { /* the region's last granule may hold foreign memory */
+      bool inside = (char *)p < (char *)lg + lg->mapped;
+      islet_report(h->owner->rt, caller, inside ? ISLET_EINTERIOR : ISLET_EFOREIGN, p,
+                   inside ? h->owner_id : 0);
       return;
     }
     if (h->owner != caller) cross_free(caller, p, h);

@@ -109,6 +109,7 @@ typedef struct retired {
 
 struct islet_runtime {
   islet_config_t cfg;
+  _Atomic int cross_free; /* cfg.cross_free, changeable while others free */
   pthread_mutex_t lock;
   islet_interp_t live; /* list sentinel (only rt_next/rt_prev used) */
   unsigned next_id;
@@ -143,7 +144,7 @@ static inline unsigned islet_size_to_class(size_t size) {
 #define MAP_LEAF_LEN ((size_t)1 << MAP_LEAF_BITS)
 typedef _Atomic uintptr_t map_leaf_t[MAP_LEAF_LEN];
 extern _Atomic(map_leaf_t *) islet_map_root[1u << MAP_ROOT_BITS];
-bool islet_map_set(const void *base, uintptr_t word);
+bool islet_map_set(const void *base, size_t size, uintptr_t word);
 
 static inline uintptr_t islet_map_get(const void *p) {
   uintptr_t a = (uintptr_t)p;
@@ -201,6 +202,8 @@ static inline long page_block_index(const page_t *pg, const void *p) {
 }
 
 /* large.c */
+/* The usable size of a large block of size bytes, 0 when it overflows. */
+size_t islet_large_usable(size_t size, size_t align);
 /* align: 0 or a power of two up to ISLET_MAX_ALIGN, so the block starts in
  * the region's first granule, where the owner map looks */
 large_t *islet_large_alloc(islet_interp_t *in, size_t size, size_t align);
@@ -212,6 +215,10 @@ void islet_remote_free_small(islet_interp_t *caller, segment_t *seg, page_t *pg,
 void islet_collect(islet_interp_t *in);
 size_t islet_remote_pending(islet_interp_t *in);
 void islet_flag_pending(_Atomic uint64_t *word, uint64_t bit);
+
+static inline islet_cross_policy_t islet_cross_policy(islet_runtime_t *rt) {
+  return (islet_cross_policy_t)atomic_load_explicit(&rt->cross_free, memory_order_relaxed);
+}
 
 /* report.c */
 void islet_set_error(islet_error_t e);

@@ -106,7 +106,7 @@ static retired_t *retire_all(islet_interp_t *in, bool quarantine) {
   for (seghdr_t *h = in->larges.next; h != &in->larges; h = h->next)
     rec->regions[rec->nregions++] = (region_t){h, ((large_t *)h)->mapped};
   for (size_t i = 0; i < rec->nregions; i++) {
-    islet_map_set(rec->regions[i].base, tomb);
+    islet_map_set(rec->regions[i].base, rec->regions[i].size, tomb);
     rec->bytes += rec->regions[i].size;
   }
   return rec;
@@ -117,8 +117,8 @@ void islet_interp_destroy(islet_interp_t *in, islet_leak_report_t *report) {
   islet_runtime_t *rt = in->rt;
   islet_leak_report_t local;
   islet_leak_report_t *r = report ? report : &local;
+  islet_collect(in); /* blocks freed by others are not leaks */
   *r = (islet_leak_report_t){.id = in->id, .segments = in->nsegs, .mapped = in->mapped};
-  islet_collect(in);
   leak_report(in, r);
   retired_t *rec = retire_all(in, rt->cfg.teardown == ISLET_TEARDOWN_QUARANTINE);
   r->quarantined = rec && rec->quarantine;

@@ -11,13 +11,20 @@
 #include "sanitize.h"
 #include <sys/mman.h>
 
+static size_t header_size(size_t align) {
+  return align > LARGE_HDR ? align : LARGE_HDR;
+}
+
+size_t islet_large_usable(size_t size, size_t align) {
+  size_t hdr = header_size(align);
+  if (size > SIZE_MAX / 2 - hdr) return 0;
+  return ((hdr + size + 4095) & ~(size_t)4095) - hdr;
+}
+
+/* size must have passed islet_large_usable. */
 large_t *islet_large_alloc(islet_interp_t *in, size_t size, size_t align) {
-  size_t hdr = align > LARGE_HDR ? align : LARGE_HDR;
-  if (size > SIZE_MAX / 2 - hdr) {
-    islet_set_error(ISLET_EOVERFLOW);
-    return NULL;
-  }
-  size_t mapped = (hdr + size + 4095) & ~(size_t)4095;
+  size_t hdr = header_size(align);
+  size_t mapped = hdr + islet_large_usable(size, align);
   large_t *lg = islet_backend_map(in->arena, mapped, SEG_SIZE);
   if (!lg) {
     islet_set_error(ISLET_ENOMEM);
@@ -32,7 +39,7 @@ large_t *islet_large_alloc(islet_interp_t *in, size_t size, size_t align) {
   lg->mapped = mapped;
   lg->rnext = NULL;
   atomic_init(&lg->state, LARGE_LIVE);
-  if (!islet_map_set(lg, (uintptr_t)lg)) {
+  if (!islet_map_set(lg, mapped, (uintptr_t)lg)) {
     islet_backend_unmap(in->arena, lg, mapped);
     islet_set_error(ISLET_ENOMEM);
     return NULL;
@@ -50,7 +57,7 @@ static void large_drop(islet_interp_t *in, large_t *lg) {
   list_del(&lg->h);
   in->nlarge--;
   in->mapped -= lg->mapped;
-  islet_map_set(lg, 0);
+  islet_map_set(lg, lg->mapped, 0);
   san_unpoison(lg, lg->mapped);
   islet_backend_unmap(in->arena, lg, lg->mapped);
 }
@@ -72,13 +79,12 @@ void islet_large_free(islet_interp_t *caller, large_t *lg) {
   }
   large_t *head = atomic_load_explicit(&owner->remote_large, memory_order_relaxed);
   do lg->rnext = head;
-  while (!atomic_compare_exchange_weak_explicit(&owner->remote_large, &head, lg,
-                                                memory_order_release, memory_order_relaxed));
+  while (!atomic_compare_exchange_weak(&owner->remote_large, &head, lg)); /* seq_cst: remote.c */
   islet_flag_pending(&owner->any_pending, 1);
 }
 
 void islet_large_collect(islet_interp_t *in) {
-  large_t *lg = atomic_exchange_explicit(&in->remote_large, NULL, memory_order_acquire);
+  large_t *lg = atomic_exchange(&in->remote_large, NULL); /* seq_cst: see remote.c */
   while (lg) {
     large_t *next = lg->rnext;
     in->remote_processed++;

@@ -28,14 +28,24 @@ static map_leaf_t *leaf_for(uintptr_t a) {
   return leaf;
 }
 
-/* False only when a new leaf cannot be mapped; the caller then gives the
- * region back, so an unregistered region is never handed out. */
-bool islet_map_set(const void *base, uintptr_t word) {
-  uintptr_t a = (uintptr_t)base;
-  if (a >> MAP_ADDR_BITS) return false;
-  map_leaf_t *leaf = leaf_for(a);
+static bool set_one(uintptr_t a, uintptr_t word) {
+  map_leaf_t *leaf = a >> MAP_ADDR_BITS ? NULL : leaf_for(a);
   if (!leaf) return false;
   atomic_store_explicit(&(*leaf)[(a >> SEG_SHIFT) & (MAP_LEAF_LEN - 1)], word,
                         memory_order_release);
+  return true;
+}
+
+/* Every granule of [base, base + size) says word, so a pointer anywhere in a
+ * large block finds its header.  False only when a new leaf cannot be
+ * mapped; the range is then left unregistered and the caller gives the
+ * region back, so an unregistered region is never handed out. */
+bool islet_map_set(const void *base, size_t size, uintptr_t word) {
+  uintptr_t a = (uintptr_t)base, end = a + size;
+  for (uintptr_t g = a; g < end; g += SEG_SIZE)
+    if (!set_one(g, word)) {
+      for (uintptr_t u = a; u < g; u += SEG_SIZE) set_one(u, 0);
+      return false;
+    }
   return true;
 }

@@ -8,9 +8,13 @@
  * already, so those stores are paid once per batch, not per free.  The owner
  * clears the flags and swaps the bitmap words out when it needs memory.
  *
- * The flags are sequentially consistent: a freer that sees a flag already
- * set is ordered before the owner's clear of it, so the owner's later swap of
- * the word sees the freer's bit.  Nothing is lost and nothing waits.
+ * Every access in this protocol is sequentially consistent (on x86 that
+ * costs nothing: the RMWs are locked anyway and loads are plain): a freer
+ * whose load finds a flag already set is ordered, in the single total order,
+ * before the owner's clear of that flag, so the owner's later load and swap
+ * of the word see the freer's bit.  A weaker load on either side would let
+ * the owner miss a bit whose flag is already gone.  The large-block stack
+ * (large.c) follows the same rule.  Nothing is lost and nothing waits.
  */
 #include "internal.h"
 #include "sanitize.h"
@@ -41,8 +45,8 @@ static void collect_page(islet_interp_t *in, page_t *pg) {
   bool was_full = pg->state == PG_FULL;
   size_t n = 0;
   for (unsigned w = 0; w < pg->nwords; w++) {
-    if (!atomic_load_explicit(&pg->remote[w], memory_order_relaxed)) continue;
-    uint64_t r = atomic_exchange_explicit(&pg->remote[w], 0, memory_order_acquire);
+    if (!atomic_load(&pg->remote[w])) continue; /* seq_cst, as the exchange: see above */
+    uint64_t r = atomic_exchange(&pg->remote[w], 0);
     uint64_t bits = atomic_load_explicit(&pg->live[w], memory_order_relaxed);
     for (uint64_t bad = r & ~bits; bad; bad &= bad - 1) /* freed here meanwhile */
       islet_report(in->rt, NULL, ISLET_EDOUBLE_FREE,

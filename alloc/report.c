@@ -53,7 +53,7 @@ void islet_report(islet_runtime_t *rt, islet_interp_t *caller, islet_error_t e, 
   else
     fprintf(stderr, "islet: %s: %p (owner interp %u, caller interp %u)\n", islet_strerror(e), p,
             owner, ev.offender);
-  bool abort_now = rt && (e == ISLET_ECROSS ? rt->cfg.cross_free == ISLET_CROSS_ABORT
+  bool abort_now = rt && (e == ISLET_ECROSS ? islet_cross_policy(rt) == ISLET_CROSS_ABORT
                                             : rt->cfg.bad_free == ISLET_BAD_ABORT);
   if (abort_now) {
     if (rt->cfg.on_event) /* the hook replaced the line; abort still says why */

@@ -10,6 +10,10 @@
 
 #ifdef ISLET_HAVE_VALGRIND
 bool islet_vg;
+static pthread_once_t vg_once = PTHREAD_ONCE_INIT;
+static void detect_valgrind(void) {
+  islet_vg = vg_detect();
+}
 #endif
 
 islet_runtime_t *islet_runtime_new(const islet_config_t *cfg) {
@@ -19,9 +23,10 @@ islet_runtime_t *islet_runtime_new(const islet_config_t *cfg) {
     return NULL;
   }
 #ifdef ISLET_HAVE_VALGRIND
-  islet_vg = vg_detect();
+  pthread_once(&vg_once, detect_valgrind); /* written once, before any interpreter */
 #endif
   if (cfg) rt->cfg = *cfg;
+  atomic_init(&rt->cross_free, rt->cfg.cross_free);
   pthread_mutex_init(&rt->lock, NULL);
   pthread_cond_init(&rt->wake, NULL);
   pthread_cond_init(&rt->idle, NULL);
@@ -32,7 +37,7 @@ islet_runtime_t *islet_runtime_new(const islet_config_t *cfg) {
 }
 
 void islet_runtime_set_cross_policy(islet_runtime_t *rt, islet_cross_policy_t p) {
-  rt->cfg.cross_free = p;
+  atomic_store_explicit(&rt->cross_free, p, memory_order_relaxed);
 }
 
 void islet_runtime_destroy(islet_runtime_t *rt) {

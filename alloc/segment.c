@@ -24,7 +24,7 @@ static segment_t *segment_new(islet_interp_t *in) {
     seg->pages[i].nblocks = 0; /* a pointer into a never-used page is interior */
     seg->pages[i].state = PG_FREE;
   }
-  if (!islet_map_set(seg, (uintptr_t)seg)) {
+  if (!islet_map_set(seg, SEG_SIZE, (uintptr_t)seg)) {
     islet_backend_unmap(in->arena, seg, SEG_SIZE);
     return NULL;
   }

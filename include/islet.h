@@ -15,9 +15,17 @@
  *     interpreter A freed while holding B goes back to A through a lock-free
  *     hand-off and is never handed out by B.
  *   - islet_interp_destroy must not run concurrently with frees of that
- *     interpreter's blocks; a free that comes after it is reported.
+ *     interpreter's blocks.  A free that comes after it is reported as
+ *     ISLET_EDESTROYED: always under ISLET_TEARDOWN_QUARANTINE (the range is
+ *     never reused while the runtime lives); under ISLET_TEARDOWN_RELEASE
+ *     only until the backend reuses the range for a new block, after which a
+ *     stale pointer is indistinguishable from that block, as with any
+ *     allocator.
+ *   - Two threads freeing the same block at the same time race in the
+ *     caller; islet detects a double free that happens after the first
+ *     free, not one that races it.
  *   - Runtime and interpreter creation and destruction may come from any
- *     thread.
+ *     thread; islet_runtime_destroy must not race with them or with frees.
  */
 #ifndef ISLET_H
 #define ISLET_H

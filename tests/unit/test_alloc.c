@@ -154,6 +154,10 @@ Test(alloc, aligned_alloc_honours_alignment) {
       islet_free(in, p);
     }
   }
+  void *z = islet_aligned_alloc(in, 64, 0); /* zero size: a unique, usable block */
+  cr_assert_not_null(z);
+  cr_assert_geq(islet_usable_size(z), 1);
+  islet_free(in, z);
   cr_assert_null(islet_aligned_alloc(in, 24, 10));
   cr_assert_eq(islet_last_error(), ISLET_EINVAL);
   cr_assert_null(islet_aligned_alloc(in, 0, 10));

@@ -101,13 +101,18 @@ Test(bad, foreign_pointer_is_reported) {
 Test(bad, interior_pointer_is_reported) {
   islet_interp_t *in = islet_interp_new(rt);
   char *p = islet_malloc(in, 100), *big = islet_malloc(in, 100000);
+  char *huge = islet_malloc(in, (size_t)10 << 20); /* spans three granules */
   islet_free(in, p + 8);
   expect_one_event(ISLET_EINTERIOR, p + 8, islet_interp_id(in));
   islet_free(in, big + 4096);
   expect_one_event(ISLET_EINTERIOR, big + 4096, islet_interp_id(in));
-  cr_assert_eq(live_blocks(in), 2);
+  islet_free(in, huge + ((size_t)9 << 20));
+  expect_one_event(ISLET_EINTERIOR, huge + ((size_t)9 << 20), islet_interp_id(in));
+  cr_assert_null(islet_owner(huge + ((size_t)5 << 20)));
+  cr_assert_eq(live_blocks(in), 3);
   islet_free(in, p);
   islet_free(in, big);
+  islet_free(in, huge);
   expect_no_event();
 }
 

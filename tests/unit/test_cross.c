@@ -142,3 +142,13 @@ Test(cross, two_threads_free_each_others_blocks) {
   cr_assert_eq(sa.remote_sent, PING_N);
   expect_no_event();
 }
+
+Test(cross, large_blocks_freed_by_others_come_back_to_a_large_only_allocator) {
+  islet_interp_t *a = islet_interp_new(rt), *b = islet_interp_new(rt);
+  for (int i = 0; i < 200; i++) islet_free(b, islet_malloc(a, 1 << 20));
+  islet_stats_t s = stats(a);
+  cr_assert_leq(s.large_blocks, 1, "%zu large blocks held: remote frees never taken back",
+                s.large_blocks);
+  cr_assert_leq(s.mapped, (size_t)8 << 20);
+  cr_assert_geq(s.remote_processed, 199);
+}
