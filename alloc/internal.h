@@ -74,6 +74,18 @@ _Static_assert(sizeof(segment_t) <= META_PAGES * PAGE_SIZE, "segment header too 
 _Static_assert(sizeof(large_t) <= LARGE_HDR, "large header too big");
 _Static_assert(ISLET_MAX_ALIGN < SEG_SIZE, "a large block must start in its first granule");
 
+/* Modules built on the heap (freelists/, singletons/, immortal/) follow
+ * the lifecycle through hooks, so alloc/ never calls into them. */
+enum { EXT_FREELISTS, EXT_SINGLETONS, EXT_SLOTS };
+enum { RT_EXT_IMMORTALS, RT_EXT_SINGLETONS, RT_EXT_FREELISTS, RT_EXT_SLOTS };
+#define MAX_HOOKS 8
+typedef struct {
+  void (*interp_new)(void *ctx, islet_interp_t *in);     /* after creation */
+  void (*interp_destroy)(void *ctx, islet_interp_t *in); /* before teardown */
+  void (*runtime_destroy)(void *ctx); /* after the last interpreter, before the runtime heap */
+  void *ctx;
+} hooks_t;
+
 struct islet_interp {
   /* hot, owner only */
   page_t *cur[ISLET_SIZE_CLASSES]; /* head of each class's available pages */
@@ -89,7 +101,8 @@ struct islet_interp {
   unsigned id, arena;
   islet_runtime_t *rt;
   islet_interp_t *rt_next, *rt_prev; /* runtime's list, under rt->lock */
-  bool quarantined;
+  void *ext[EXT_SLOTS];              /* per-interpreter state of freelists/, singletons/ */
+  bool runtime_heap;                 /* the runtime's own heap (hooks.c) */
 };
 
 /* The regions of a destroyed interpreter, listed outside them (a
@@ -119,7 +132,29 @@ struct islet_runtime {
   bool reclaimer_started, stopping, reclaiming;
   retired_t *queue, *quarantined;
   size_t queued_bytes;
+  /* hooks.c: lifecycle hooks (under lock) and the runtime-owned heap */
+  hooks_t hooks[MAX_HOOKS];
+  int nhooks;
+  pthread_mutex_t heap_lock;
+  islet_interp_t *heap;
+  _Atomic int check_isolation;
+  void *ext[RT_EXT_SLOTS]; /* runtime state of immortal/, singletons/ */
 };
+
+/* hooks.c */
+int islet_runtime_add_hooks(islet_runtime_t *rt, const hooks_t *h, bool first);
+void islet_run_interp_hooks(islet_interp_t *in, bool create);
+void islet_runtime_end_hooks(islet_runtime_t *rt);
+/* Runtime-owned memory, from any thread (under heap_lock). */
+void *islet_runtime_malloc(islet_runtime_t *rt, size_t size);
+bool islet_is_runtime_heap(const islet_interp_t *in);
+islet_interp_t *islet_interp_create(islet_runtime_t *rt); /* not listed, no hooks */
+
+/* immortal/immortal.c: islet_immortalize with a finalizer run by the final
+ * sweep instead of the type's (singletons' destructors). */
+struct islet_object;
+int islet_immortalize_fin(struct islet_object *ob, void (*fin)(struct islet_object *, void *),
+                          void *ctx);
 
 /* reclaim.c */
 void islet_reclaim_submit(islet_runtime_t *rt, retired_t *rec);

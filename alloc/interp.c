@@ -20,7 +20,7 @@ static uint64_t now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-islet_interp_t *islet_interp_new(islet_runtime_t *rt) {
+islet_interp_t *islet_interp_create(islet_runtime_t *rt) {
   islet_interp_t *in = calloc(1, sizeof *in);
   if (!in || islet_backend_arena_new(&in->arena)) {
     free(in);
@@ -33,13 +33,23 @@ islet_interp_t *islet_interp_new(islet_runtime_t *rt) {
   list_init(&in->segs);
   list_init(&in->larges);
   in->rt = rt;
+  in->rt_next = in->rt_prev = in;
   pthread_mutex_lock(&rt->lock);
   in->id = ++rt->next_id;
+  pthread_mutex_unlock(&rt->lock);
+  return in;
+}
+
+islet_interp_t *islet_interp_new(islet_runtime_t *rt) {
+  islet_interp_t *in = islet_interp_create(rt);
+  if (!in) return NULL;
+  pthread_mutex_lock(&rt->lock);
   in->rt_next = rt->live.rt_next;
   in->rt_prev = &rt->live;
   rt->live.rt_next->rt_prev = in;
   rt->live.rt_next = in;
   pthread_mutex_unlock(&rt->lock);
+  islet_run_interp_hooks(in, true);
   return in;
 }
 
@@ -117,6 +127,7 @@ void islet_interp_destroy(islet_interp_t *in, islet_leak_report_t *report) {
   islet_runtime_t *rt = in->rt;
   islet_leak_report_t local;
   islet_leak_report_t *r = report ? report : &local;
+  if (!islet_is_runtime_heap(in)) islet_run_interp_hooks(in, false);
   islet_collect(in); /* blocks freed by others are not leaks */
   *r = (islet_leak_report_t){.id = in->id, .segments = in->nsegs, .mapped = in->mapped};
   leak_report(in, r);

@@ -24,6 +24,11 @@ static const char *const names[] = {
     [ISLET_EINTERIOR] = "free of an interior pointer",
     [ISLET_EDESTROYED] = "free after its interpreter was destroyed",
     [ISLET_ECROSS] = "cross-interpreter free",
+    [ISLET_EISOLATION] = "object of another interpreter touched",
+    [ISLET_EREFCNT] = "decref below zero",
+    [ISLET_EIMMORTAL] = "already immortal",
+    [ISLET_ENOENT] = "no such singleton",
+    [ISLET_EDISABLED] = "free list disabled",
 };
 
 const char *islet_strerror(islet_error_t e) {
@@ -34,16 +39,20 @@ islet_error_t islet_last_error(void) {
   return last_error;
 }
 
+/* errno follows malloc's conventions for allocation errors only. */
 void islet_set_error(islet_error_t e) {
   last_error = e;
-  errno = e == ISLET_EINVAL ? EINVAL : ENOMEM;
+  if (e == ISLET_EINVAL)
+    errno = EINVAL;
+  else if (e == ISLET_ENOMEM || e == ISLET_ELIMIT || e == ISLET_EOVERFLOW)
+    errno = ENOMEM;
 }
 
 void islet_report(islet_runtime_t *rt, islet_interp_t *caller, islet_error_t e, const void *p,
                   unsigned owner) {
   if (caller) {
     rt = caller->rt;
-    if (e != ISLET_ECROSS) caller->bad_frees++;
+    if (e >= ISLET_EDOUBLE_FREE && e <= ISLET_EDESTROYED) caller->bad_frees++;
   }
   if (!rt) rt = atomic_load(&islet_default_rt);
   last_error = e;

@@ -28,6 +28,8 @@ islet_runtime_t *islet_runtime_new(const islet_config_t *cfg) {
   if (cfg) rt->cfg = *cfg;
   atomic_init(&rt->cross_free, rt->cfg.cross_free);
   pthread_mutex_init(&rt->lock, NULL);
+  pthread_mutex_init(&rt->heap_lock, NULL);
+  atomic_init(&rt->check_isolation, 1);
   pthread_cond_init(&rt->wake, NULL);
   pthread_cond_init(&rt->idle, NULL);
   rt->live.rt_next = rt->live.rt_prev = &rt->live;
@@ -48,11 +50,14 @@ void islet_runtime_destroy(islet_runtime_t *rt) {
     if (in == &rt->live) break;
     islet_interp_destroy(in, NULL);
   }
+  islet_runtime_end_hooks(rt); /* shared immortals are swept here */
+  if (rt->heap) islet_interp_destroy(rt->heap, NULL);
   islet_reclaim_shutdown(rt);
   islet_runtime_t *self = rt;
   atomic_compare_exchange_strong(&islet_default_rt, &self, NULL);
   pthread_cond_destroy(&rt->wake);
   pthread_cond_destroy(&rt->idle);
+  pthread_mutex_destroy(&rt->heap_lock);
   pthread_mutex_destroy(&rt->lock);
   free(rt);
 }

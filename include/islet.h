@@ -55,7 +55,12 @@ typedef enum {
   ISLET_EFOREIGN,     /* not memory of any islet interpreter */
   ISLET_EINTERIOR,    /* points inside an islet block, not at its start */
   ISLET_EDESTROYED,   /* the owning interpreter was destroyed */
-  ISLET_ECROSS        /* a cross-interpreter free (policy report/abort) */
+  ISLET_ECROSS,       /* a cross-interpreter free (policy report/abort) */
+  ISLET_EISOLATION,   /* a mortal object or block of another interpreter was touched */
+  ISLET_EREFCNT,      /* decref of a mortal object whose count is already zero */
+  ISLET_EIMMORTAL,    /* the object is already immortal */
+  ISLET_ENOENT,       /* no singleton is registered under that id */
+  ISLET_EDISABLED     /* the free list is disabled (its interpreter is finalizing) */
 } islet_error_t;
 
 /* What a cross-interpreter free does (islet_free(B, p) with p owned by A). */
