@@ -3,19 +3,59 @@
  * expects the tool to report it (tests/expect-report.sh), so a tool that
  * stops seeing islet memory fails the build.  Mode "clean" commits none.
  *
- *   sancheck uaf|overflow|leak|race|clean
+ *   sancheck uaf|overflow|leak|race|mortal|reuse|refcnt|clean
+ *
+ * The TSan controls (race, mortal, reuse, refcnt) keep each racing access in
+ * its own non-inlined function, so the compiler cannot fold an increment and
+ * a decrement away.
  */
-#include "islet.h"
+#include "islet_object.h"
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
 static char *shared;
+static islet_object_t *_Atomic shared_ob;
+static char *_Atomic stale;
+static islet_interp_t *other;
 
 static void *writer(void *arg) {
   (void)arg;
   shared[0] = 1; /* no lock, no hand-off: a data race with main */
   return NULL;
+}
+
+static __attribute__((noinline)) void incref_mortal(islet_object_t *ob) {
+  islet_incref(ob);
+}
+static __attribute__((noinline)) void naive_incref(islet_object_t *ob) {
+  ob->ob_refcnt++;
+}
+
+static void *mortal_user(void *arg) { /* a mortal object of another interpreter */
+  incref_mortal(arg);
+  return NULL;
+}
+
+static void *naive_user(void *arg) { /* a plain ++ on a shared count */
+  naive_incref(arg);
+  return NULL;
+}
+
+static void *stale_user(void *arg) { /* keeps using a block its owner has reused */
+  (void)arg;
+  char *p;
+  while (!(p = atomic_load_explicit(&stale, memory_order_relaxed))) continue;
+  p[0] = 7;
+  return NULL;
+}
+
+static void run_pair(void *(*fn)(void *), void *arg, void (*mine)(islet_object_t *)) {
+  pthread_t t;
+  pthread_create(&t, NULL, fn, arg);
+  mine(arg);
+  pthread_join(t, NULL);
 }
 
 int main(int argc, char **argv) {
@@ -39,6 +79,27 @@ int main(int argc, char **argv) {
     pthread_create(&t, NULL, writer, NULL);
     shared[0] = 2;
     pthread_join(t, NULL);
+  } else if (!strcmp(mode, "mortal") || !strcmp(mode, "refcnt")) {
+    static const islet_type_t plain = {"plain", NULL};
+    islet_object_t *ob = islet_object_new(in, &plain, 32);
+    ob->ob_refcnt = 10;
+    atomic_store(&shared_ob, ob);
+    if (mode[0] == 'm')
+      run_pair(mortal_user, ob, incref_mortal);
+    else
+      run_pair(naive_user, ob, naive_incref);
+    islet_free(in, ob);
+  } else if (!strcmp(mode, "reuse")) {
+    other = islet_interp_new(rt);
+    pthread_t t;
+    pthread_create(&t, NULL, stale_user, NULL);
+    char *q = islet_malloc(in, 64);
+    atomic_store_explicit(&stale, q, memory_order_relaxed); /* no hand-off: relaxed */
+    islet_free(in, q);
+    char *again = islet_malloc(in, 64); /* the same block, reused */
+    again[0] = 1;
+    pthread_join(t, NULL);
+    islet_free(in, again);
   }
   islet_free(in, (void *)p);
   islet_interp_destroy(in, NULL);

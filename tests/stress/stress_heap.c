@@ -1,16 +1,21 @@
 /* stress_heap: N interpreters on N threads hammer their heaps and free each
- * other's blocks, and are destroyed and created again while the others run.
+ * other's blocks, incref and decref shared immortal objects with no atomics,
+ * look up singletons and recycle free-list blocks (objects.c), and are
+ * destroyed and created again while the others run.
  *
  * A plain executable (Criterion aborts under TSan), run under TSan, ASan and
  * Valgrind.  It checks, and exits 1 on any miss: every block's contents
  * survive until its free (no block is handed out twice), each teardown's leak
  * report names exactly the blocks left live on purpose, every block handed to
- * another thread comes back to its owner (sent == taken back), and islet
- * reports no event at all.
+ * another thread comes back to its owner (sent == taken back), shared
+ * immortals are never written, and islet reports no event at all (the
+ * isolation checker is on).
  *
  *   stress_heap [--interps N] [--ops N] [--cycles N] [--seconds S]
  */
 #include "islet.h"
+#include "objects.h"
+#include "islet_object.h"
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -120,7 +125,10 @@ static void drain(worker_t *w) {
 
 static void run_cycle(worker_t *w, unsigned cycle, void **slot) {
   uint64_t serial = 0;
+  void *ring[RING] = {0};
+  islet_interp_enter(w->in);
   for (long i = 0; i < nops; i++) {
+    objects_step(w->in, i, ring);
     size_t k = (size_t)rand_r(&w->seed) % SLOTS;
     if (slot[k]) {
       check_tag(slot[k], w->id);
@@ -140,6 +148,7 @@ static void run_cycle(worker_t *w, unsigned cycle, void **slot) {
     }
     if (i % 64 == 0) drain(w);
   }
+  objects_end_cycle(w->in, ring);
   w->ops += nops;
 }
 
@@ -168,7 +177,8 @@ static void end_cycle(worker_t *w, void **slot) {
   islet_interp_collect(w->in);
   islet_stats_t s;
   islet_interp_stats(w->in, &s);
-  if (s.blocks != leaked || s.remote_pending) fail("stats do not balance before teardown", w->id);
+  if (s.blocks != leaked + OBJECTS_LIVE || s.remote_pending)
+    fail("stats do not balance before teardown", w->id);
   count_cross(w->in);
   islet_leak_report_t r;
   islet_interp_destroy(w->in, &r);
@@ -220,6 +230,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   rt = islet_runtime_new(&(islet_config_t){.on_event = on_event});
+  objects_setup(rt);
   double t0 = now();
   for (int i = 0; i < ninterps; i++) {
     workers[i].id = (unsigned)i;
@@ -235,6 +246,7 @@ int main(int argc, char **argv) {
     created += workers[i].created + 1;
     sent += workers[i].sent;
   }
+  failures += objects_failures();
   islet_runtime_destroy(rt); /* ends the last interpreters */
   if (atomic_load(&remote_sent) != atomic_load(&remote_taken) || remote_sent != sent) {
     fprintf(stderr, "stress_heap: %ld cross frees sent, %ld counted, %ld taken back\n", sent,
