@@ -219,6 +219,7 @@ size_t islet_usable_size(const void *p) {
 
 void *islet_realloc(islet_interp_t *in, void *p, size_t size) {
   if (!p) return islet_malloc(in, size);
+  size += size == 0; /* as malloc: a live block always has a usable byte */
   size_t old = islet_usable_size(p);
   if (!old) { /* not a live islet block: report it, keep it */
     islet_free(in, p);

@@ -130,6 +130,18 @@ Test(alloc, realloc_to_zero_gives_minimal_block_and_frees_old) {
   islet_free(in, q);
 }
 
+Test(alloc, realloc_to_zero_of_a_one_byte_block_stays_usable) {
+  islet_interp_t *in = islet_interp_new(rt);
+  char *p = islet_malloc(in, 1);
+  p = islet_realloc(in, p, 0); /* found by fuzz/lifecycle under ASan */
+  cr_assert_not_null(p);
+  cr_assert_geq(islet_usable_size(p), 1);
+  p = islet_realloc(in, p, 1777);
+  cr_assert_not_null(p, "%s", islet_strerror(islet_last_error()));
+  islet_free(in, p);
+  expect_no_event();
+}
+
 Test(alloc, realloc_overflow_keeps_the_block) {
   islet_interp_t *in = islet_interp_new(rt);
   char *p = islet_malloc(in, 32);

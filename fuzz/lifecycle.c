@@ -1,0 +1,298 @@
+/* Fuzz target: the lifecycle of a runtime and its interpreters, checked
+ * step by step against a reference model.
+ *
+ * Why: finalization is where multi-interpreter runtimes break (CPython's own
+ * fuzzers never finalize), so the input drives create/destroy of
+ * interpreters under both teardown policies, allocation of every kind, cross
+ * frees, free lists, singletons, immortals and limits, and ends the runtime
+ * with interpreters still alive.  The model knows which blocks are live and
+ * who owns them.  After every step the heap's stats must agree with it; after
+ * a destroy the leak report must name exactly the model's live blocks, and
+ * under the release policy none of the interpreter's memory may stay mapped
+ * once the reclaimer is done (checked with mincore on the system backend).
+ *
+ * Input: one byte of policy, then operations of 4 bytes: opcode, slot, and a
+ * 16-bit argument.
+ */
+#include "islet_freelist.h"
+#include "islet_singletons.h"
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define SLOTS 4
+#define MAXB 512
+
+typedef struct {
+  unsigned char *p;
+  size_t size;
+  int slot, freelist_kind; /* kind + 1 when it came from a free list */
+} block_t;
+
+static islet_runtime_t *rt;
+static islet_interp_t *in[SLOTS];
+static block_t blocks[MAXB];
+static int nblocks, events, release_policy;
+static size_t singletons_each;       /* blocks each interpreter's singletons hold */
+static size_t bytes_before;          /* of the stepping interpreter, before the step */
+static unsigned char *retired[MAXB]; /* blocks of destroyed interpreters */
+static int nretired;
+
+static void on_event(void *ctx, const islet_event_t *ev) {
+  (void)ctx;
+  (void)ev;
+  events++;
+}
+
+static void fail(const char *what) {
+  fprintf(stderr, "lifecycle: %s\n", what);
+  abort();
+}
+
+static size_t live_in(int s) {
+  size_t n = 0;
+  for (int i = 0; i < nblocks; i++) n += blocks[i].slot == s;
+  return n;
+}
+
+static void check_stats(int s) {
+  islet_stats_t st;
+  islet_interp_stats(in[s], &st);
+  size_t kept = 0;
+  for (unsigned k = 0; k < ISLET_FL_CPYTHON_KINDS; k++) {
+    islet_freelist_stats_t f;
+    islet_freelist_stats(in[s], k, &f);
+    kept += f.count;
+  }
+  if (st.blocks - st.remote_pending - kept - singletons_each != live_in(s))
+    fail("stats disagree with the model's live blocks");
+}
+
+static void stamp(block_t *b) {
+  memset(b->p, (int)(b->size & 0xff), b->size < 16 ? b->size : 16);
+}
+static void check_stamp(const block_t *b) {
+  for (size_t i = 0; i < b->size && i < 16; i++)
+    if (b->p[i] != (unsigned char)(b->size & 0xff)) fail("a live block's contents changed");
+}
+
+static void add(int s, void *p, size_t size, int kind) {
+  if (!p) return;
+  if (islet_owner(p) != in[s]) fail("a new block is not its interpreter's");
+  islet_stats_t st;
+  islet_interp_stats(in[s], &st);
+  if (st.limit && st.bytes > st.limit && st.bytes > bytes_before) /* it grew past the limit */
+    fail("an allocation went past the limit");
+  if (nblocks == MAXB) {
+    islet_free(in[s], p);
+    return;
+  }
+  blocks[nblocks] = (block_t){p, size, s, kind};
+  stamp(&blocks[nblocks++]);
+}
+
+static block_t take(int i) {
+  block_t b = blocks[i];
+  blocks[i] = blocks[--nblocks];
+  check_stamp(&b);
+  return b;
+}
+
+static islet_object_t *own(islet_runtime_t *r, islet_interp_t *i, void *ctx) {
+  (void)r;
+  (void)ctx;
+  return islet_object_new(i, &islet_int_type, sizeof(islet_int_t));
+}
+
+static void start(uint8_t policy) {
+  release_policy = !(policy & 1);
+  islet_config_t cfg = {.teardown =
+                            release_policy ? ISLET_TEARDOWN_RELEASE : ISLET_TEARDOWN_QUARANTINE,
+                        .on_event = on_event};
+  rt = islet_runtime_new(&cfg);
+  islet_freelists_register(rt, islet_freelist_cpython, ISLET_FL_CPYTHON_KINDS);
+  islet_singletons_cpython(rt, policy & 2 ? ISLET_SHARED_IMMORTAL : ISLET_PER_INTERPRETER);
+  singletons_each = 1 + (policy & 2 ? 0 : ISLET_S_CPYTHON_COUNT);
+  islet_singleton_def_t mine = {1000, ISLET_PER_INTERPRETER, own, NULL, NULL};
+  islet_singletons_register(rt, &mine, 1);
+}
+
+#ifdef ISLET_FUZZ_SYSTEM_BACKEND
+static int mapped(const void *p) {
+  unsigned char v;
+  uintptr_t page = (uintptr_t)p & ~(uintptr_t)4095;
+  return mincore((void *)page, 4096, &v) == 0 || errno != ENOMEM;
+}
+#endif
+
+/* After a destroy the leak report names exactly the model's live blocks;
+ * once the reclaimer is done none of them has an owner and, released on the
+ * system backend, none is mapped (checked before anything can reuse it). */
+static void destroy(int s) {
+  islet_leak_report_t r;
+  size_t expect = live_in(s);
+  islet_interp_destroy(in[s], &r);
+  in[s] = NULL;
+  if (r.blocks != expect) fail("the leak report differs from the model's live blocks");
+  islet_runtime_flush(rt);
+  for (int i = nblocks - 1; i >= 0; i--) {
+    if (blocks[i].slot != s) continue;
+    block_t b = blocks[i];
+    blocks[i] = blocks[--nblocks];
+    int found = 0;
+    for (size_t k = 0; k < r.naddrs; k++) found |= r.addrs[k] == b.p;
+    if (!found && expect <= ISLET_LEAK_ADDRS) fail("a live block is missing from the report");
+    if (islet_owner(b.p)) fail("a destroyed interpreter's block still has an owner");
+#ifdef ISLET_FUZZ_SYSTEM_BACKEND
+    if (release_policy && mapped(b.p)) fail("released memory is still mapped");
+#endif
+    if (!release_policy && nretired < MAXB) retired[nretired++] = b.p; /* never reused */
+  }
+}
+
+static void bad_free(int s, uint16_t arg) {
+  static int on_stack_target;
+  int before = events;
+  void *p;
+  if (arg % 3 == 0 && nblocks)
+    p = blocks[arg % nblocks].p + 1 + arg % 15; /* interior */
+  else if (arg % 3 == 1 && nretired)
+    p = retired[arg % nretired]; /* quarantined */
+  else
+    p = &on_stack_target; /* foreign */
+  islet_free(in[s], p);
+  if (events != before + 1) fail("a bad free was not reported exactly once");
+}
+
+static void step(uint8_t op, int s, uint16_t arg) {
+  if (!in[s] && op % 16 != 0) return;
+  if (in[s]) {
+    islet_stats_t st;
+    islet_interp_stats(in[s], &st);
+    bytes_before = st.bytes;
+  }
+  switch (op % 16) {
+  case 0:
+    if (!in[s])
+      in[s] = islet_interp_new(rt);
+    else
+      destroy(s);
+    break;
+  case 1: {
+    size_t size = arg % 4 == 0 ? (size_t)arg * 40 : arg % 600;
+    add(s, islet_malloc(in[s], size), size, 0);
+    break;
+  }
+  case 2: { /* calloc, overflowing for large counts */
+    size_t n = (size_t)arg << 48 | 3;
+    void *p = islet_calloc(in[s], arg & 0x8000 ? n : arg % 64, 7);
+    if (arg & 0x8000) {
+      if (p || islet_last_error() != ISLET_EOVERFLOW) fail("calloc overflow not refused");
+    } else {
+      for (size_t i = 0; p && i < (size_t)(arg % 64) * 7; i++)
+        if (((unsigned char *)p)[i]) fail("calloc memory not zeroed");
+      add(s, p, (size_t)(arg % 64) * 7, 0);
+    }
+    break;
+  }
+  case 3:
+    if (nblocks) {
+      int i = arg % nblocks;
+      block_t b = take(i);
+      if (b.freelist_kind) { /* back to the free list of its interpreter */
+        islet_freelist_free(in[b.slot], (unsigned)b.freelist_kind - 1, b.p);
+        break;
+      }
+      islet_free(in[s], b.p); /* a cross free when s is not b.slot */
+    }
+    break;
+  case 4:
+    if (nblocks && !blocks[arg % nblocks].freelist_kind) {
+      block_t b = take(arg % nblocks);
+      size_t size = arg % 3000;
+      unsigned char *p = islet_realloc(in[s], b.p, size);
+      if (!p) { /* only a limit may refuse it, and the old block stays */
+        if (islet_last_error() != ISLET_ELIMIT) {
+          fprintf(stderr, "realloc(%p, %zu): %s\n", (void *)b.p, size,
+                  islet_strerror(islet_last_error()));
+          fail("realloc failed");
+        }
+        blocks[nblocks++] = b;
+        break;
+      }
+      b.p = p;
+      for (size_t i = 0; i < b.size && i < size && i < 16; i++)
+        if (p[i] != (unsigned char)(b.size & 0xff)) fail("realloc lost contents");
+      add(s, p, size, 0);
+    }
+    break;
+  case 5:
+    if (nblocks) islet_free_any(take(arg % nblocks).p);
+    break;
+  case 6: {
+    unsigned kind = arg % ISLET_FL_CPYTHON_KINDS;
+    add(s, islet_freelist_alloc(in[s], kind), islet_freelist_cpython[kind].size, (int)kind + 1);
+    break;
+  }
+  case 7:
+    islet_freelists_finalize(in[s]);
+    break;
+  case 8: {
+    islet_object_t *o = islet_singleton(in[s], arg % ISLET_S_CPYTHON_COUNT);
+    if (!o) fail("a registered singleton is missing");
+    islet_incref(o);
+    islet_decref(o);
+    break;
+  }
+  case 9: {
+    islet_object_t *o = islet_object_new(in[s], &islet_int_type, sizeof(islet_int_t));
+    if (o && islet_immortalize(o) != ISLET_OK) fail("immortalize failed");
+    if (o) {
+      islet_decref(o);
+      if (nblocks < MAXB)
+        blocks[nblocks++] = (block_t){(unsigned char *)o, 0, s, 0};
+      else
+        islet_free(in[s], o);
+    }
+    break;
+  }
+  case 10:
+    islet_interp_set_limit(in[s], arg ? (size_t)arg * 64 : 0);
+    break;
+  case 11:
+    islet_interp_collect(in[s]);
+    break;
+  case 12:
+    bad_free(s, arg);
+    break;
+  case 13:
+    if (nblocks && !blocks[arg % nblocks].freelist_kind && blocks[arg % nblocks].size) {
+      block_t b = take(arg % nblocks);
+      int before = events;
+      islet_free(in[b.slot], b.p);
+      islet_free(in[s], b.p); /* a double free: reported, nothing changes */
+      if (events != before + 1) fail("a double free was not reported exactly once");
+    }
+    break;
+  default:
+    add(s, islet_malloc(in[s], 16 + arg % 100000), 16 + arg % 100000, 0);
+  }
+  if (in[s]) check_stats(s);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  if (size < 1) return 0;
+  start(data[0]);
+  for (size_t i = 1; i + 4 <= size; i += 4)
+    step(data[i], data[i + 1] % SLOTS, (uint16_t)(data[i + 2] | data[i + 3] << 8));
+  for (int s = 0; s < SLOTS; s++) /* end the runtime in the order the input says */
+    if (in[s] && (data[0] >> (2 + s)) & 1) destroy(s);
+  islet_runtime_destroy(rt); /* with whatever is still alive */
+  for (int s = 0; s < SLOTS; s++) in[s] = NULL;
+  nblocks = nretired = events = 0;
+  return 0;
+}
