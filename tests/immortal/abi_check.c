@@ -15,9 +15,13 @@ static int failures;
     }                                                                                              \
   } while (0)
 
-void _Py_Dealloc(PyObject *op) { (void)op; } /* never reached: counts stay above zero */
+void _Py_Dealloc(PyObject *op) {
+  (void)op;
+} /* never reached: counts stay above zero */
 
-static void set(void *ob, int64_t bits) { memcpy(ob, &bits, sizeof bits); }
+static void set(void *ob, int64_t bits) {
+  memcpy(ob, &bits, sizeof bits);
+}
 static int64_t bits_of(const void *ob) {
   int64_t b;
   memcpy(&b, ob, sizeof b);
