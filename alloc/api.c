@@ -54,10 +54,7 @@ static inline void *small_alloc(islet_interp_t *in, unsigned cls, size_t size) {
   uint64_t bits = atomic_load_explicit(&pg->live[w], memory_order_relaxed);
   void *p;
   if (LIKELY(bits != ~(uint64_t)0)) {
-    unsigned b = (unsigned)__builtin_ctzll(~bits);
-    atomic_store_explicit(&pg->live[w], bits | ((uint64_t)1 << b), memory_order_relaxed);
-    pg->used++;
-    p = page_block(pg, (size_t)w * 64 + b);
+    p = page_take(in, pg, w, bits);
   } else if (!(p = islet_small_alloc_slow(in, cls))) {
     islet_set_error(ISLET_ENOMEM);
     return NULL;
@@ -114,22 +111,34 @@ static void cross_free(islet_interp_t *caller, void *p, seghdr_t *h) {
   }
 }
 
-static void free_small_local(islet_interp_t *in, page_t *pg, long idx, void *p) {
+/* A block with a remote free pending is still live in its page, so a local
+ * free of it must look at the remote bitmap: only when the segment flags the
+ * page, which keeps that cache line out of the common case. */
+static inline bool remote_pending(segment_t *seg, page_t *pg, unsigned w, uint64_t m) {
+  return (atomic_load_explicit(&seg->pending, memory_order_relaxed) &
+          ((uint64_t)1 << seg_page_index(seg, pg))) &&
+         (atomic_load_explicit(&pg->remote[w], memory_order_relaxed) & m);
+}
+
+static void free_small_local(islet_interp_t *in, segment_t *seg, page_t *pg, long idx, void *p) {
   unsigned w = (unsigned)idx >> 6;
   uint64_t m = (uint64_t)1 << (idx & 63);
   uint64_t bits = atomic_load_explicit(&pg->live[w], memory_order_relaxed);
-  if (UNLIKELY(!(bits & m) || (atomic_load_explicit(&pg->remote[w], memory_order_relaxed) & m))) {
+  if (UNLIKELY(!(bits & m) || remote_pending(seg, pg, w, m))) {
     islet_report(in->rt, in, ISLET_EDOUBLE_FREE, p, in->id);
     return;
   }
   vg_free(p);
   san_poison(p, pg->bsize);
   atomic_store_explicit(&pg->live[w], bits & ~m, memory_order_relaxed);
-  if (w < pg->hint) pg->hint = (uint16_t)w;
+  page_word_freed(pg, w);
   in->bytes -= pg->bsize;
   in->blocks--;
   bool was_full = pg->state == PG_FULL;
-  if (UNLIKELY(was_full | (--pg->used == 0))) islet_page_after_free(in, pg, was_full);
+  if (UNLIKELY(was_full | (--pg->used == 0)))
+    islet_page_after_free(in, pg, was_full);
+  else
+    in->cur[pg->cls] = pg; /* reuse what was just freed: it is in cache */
 }
 
 /* Everything but an own-interpreter small free: cross-interpreter and large
@@ -158,7 +167,7 @@ static NOINLINE void free_slow(islet_interp_t *caller, void *p, uintptr_t word) 
   if (idx < 0) {
     islet_report(h->owner->rt, caller, ISLET_EINTERIOR, p, h->owner_id);
   } else if (h->owner == caller) {
-    free_small_local(caller, pg, idx, p);
+    free_small_local(caller, seg, pg, idx, p);
   } else {
     cross_free(caller, p, h);
     islet_remote_free_small(caller, seg, pg, idx);
@@ -173,7 +182,7 @@ void islet_free(islet_interp_t *in, void *p) {
     page_t *pg = &seg->pages[page_index(p)];
     long idx = page_block_index(pg, p);
     if (LIKELY(idx >= 0)) {
-      free_small_local(in, pg, idx, p);
+      free_small_local(in, seg, pg, idx, p);
       return;
     }
   }

@@ -38,13 +38,14 @@ enum { PG_FREE = 0, PG_AVAIL, PG_FULL };
 /* Owner-written fields first; live/remote are read by other threads.  No
  * field points at a block: a leak checker scanning islet's metadata must not
  * find leaked blocks reachable. */
-typedef struct page {
-  uint32_t off;          /* of the page in its segment */
-  uint32_t bsize, magic; /* magic = ceil(2^32 / bsize): exact division */
-  uint16_t nblocks, used, hint, nwords;
+typedef struct __attribute__((aligned(64))) page {
+  uint32_t off;                         /* of the page in its segment */
+  uint32_t bsize, magic;                /* magic = ceil(2^32 / bsize): exact division */
+  uint16_t nblocks, used, hint, nwords; /* hint = ctz(avail): the first word with room */
+  uint64_t avail;                       /* bit w: live[w] has a free block */
   uint8_t cls, state;
-  struct page *next, *prev; /* the class's list of pages with free blocks */
-  _Alignas(64) _Atomic uint64_t live[PAGE_WORDS];
+  struct page *next, *prev;          /* the class's list of pages with free blocks */
+  _Atomic uint64_t live[PAGE_WORDS]; /* right after the hot fields: often one line */
   _Alignas(64) _Atomic uint64_t remote[PAGE_WORDS];
 } page_t;
 
@@ -88,7 +89,7 @@ typedef struct {
 
 struct islet_interp {
   /* hot, owner only */
-  page_t *cur[ISLET_SIZE_CLASSES]; /* head of each class's available pages */
+  page_t *cur[ISLET_SIZE_CLASSES]; /* the page each class allocates from (small.c) */
   size_t bytes, blocks, limit;     /* limit: SIZE_MAX when none */
   size_t redzone;
   _Atomic uint64_t any_pending; /* some segment or large block has remote frees */
@@ -96,7 +97,8 @@ struct islet_interp {
   size_t bytes_peak, blocks_peak, allocs, limit_hits;
   size_t remote_processed, remote_sent, bad_frees;
   size_t nsegs, npages, nlarge, mapped;
-  seghdr_t segs, larges; /* circular lists with sentinels */
+  page_t *pages[ISLET_SIZE_CLASSES]; /* each class's pages with a free block */
+  seghdr_t segs, larges;             /* circular lists with sentinels */
   _Atomic(large_t *) remote_large;
   unsigned id, arena;
   islet_runtime_t *rt;
@@ -224,9 +226,28 @@ static inline char *large_block(const large_t *lg) {
 
 /* small.c */
 extern page_t islet_empty_page;
+void islet_page_word_full(islet_interp_t *in, page_t *pg, unsigned w);
+
+/* Takes the lowest free block of word w (bits: its value, not all ones).  A
+ * word that fills leaves avail; a page that fills leaves its class's list at
+ * once, so the next allocation never looks at it. */
+static inline void *page_take(islet_interp_t *in, page_t *pg, unsigned w, uint64_t bits) {
+  unsigned b = (unsigned)__builtin_ctzll(~bits);
+  uint64_t now = bits | ((uint64_t)1 << b);
+  atomic_store_explicit(&pg->live[w], now, memory_order_relaxed);
+  pg->used++;
+  if (UNLIKELY(now == ~(uint64_t)0)) islet_page_word_full(in, pg, w);
+  return page_block(pg, (size_t)w * 64 + b);
+}
+
+/* Word w got a free block back: the next allocation from this page looks
+ * there first (the block just freed is the warmest). */
+static inline void page_word_freed(page_t *pg, unsigned w) {
+  pg->avail |= (uint64_t)1 << w;
+  pg->hint = (uint16_t)w;
+}
 void *islet_small_alloc_slow(islet_interp_t *in, unsigned cls);
 void islet_page_unfull(islet_interp_t *in, page_t *pg);
-void islet_page_list_remove(islet_interp_t *in, page_t *pg);
 void islet_page_after_free(islet_interp_t *in, page_t *pg, bool was_full);
 /* block index of p in pg, or -1 for an interior pointer */
 static inline long page_block_index(const page_t *pg, const void *p) {

@@ -54,7 +54,7 @@ static void collect_page(islet_interp_t *in, page_t *pg) {
     r &= bits;
     atomic_store_explicit(&pg->live[w], bits & ~r, memory_order_relaxed);
     n += (size_t)__builtin_popcountll(r);
-    if (r && w < pg->hint) pg->hint = (uint16_t)w;
+    if (r) page_word_freed(pg, w);
   }
   pg->used = (uint16_t)(pg->used - n);
   in->bytes -= n * pg->bsize;

@@ -45,6 +45,7 @@ static void page_init(segment_t *seg, page_t *pg, unsigned cls) {
   pg->nwords = (uint16_t)((n + 63) / 64);
   pg->used = 0;
   pg->hint = 0;
+  pg->avail = pg->nwords == 64 ? ~(uint64_t)0 : ((uint64_t)1 << pg->nwords) - 1;
   pg->cls = (uint8_t)cls;
   pg->state = PG_AVAIL;
   pg->next = pg->prev = NULL;
