@@ -29,7 +29,7 @@ static segment_t *segment_new(islet_interp_t *in) {
     return NULL;
   }
   vg_noaccess((char *)seg + META_PAGES * PAGE_SIZE, SEG_SIZE - META_PAGES * PAGE_SIZE);
-  list_push(&in->segs, &seg->h);
+  list_push(in->segs.prev, &seg->h); /* at the tail: pages come from the oldest first */
   in->nsegs++;
   in->mapped += SEG_SIZE;
   return seg;

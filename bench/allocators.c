@@ -1,0 +1,223 @@
+/* The allocators islet-bench compares, each behind the same small vtable.
+ *
+ * Why thin forwarders: a workload calls vt->malloc(heap, n), and each entry
+ * here is one tail call into the allocator, so every allocator pays the
+ * same indirect call and nothing else.
+ *
+ *   islet       one interpreter per heap, all on one runtime
+ *   glibc       __libc_malloc/__libc_free: jemalloc is the process malloc
+ *               here (linked in), so glibc's own entry points are called
+ *   jemalloc    the process malloc; allocators_init checks that it is
+ *   mimalloc    one mi_heap_t per heap (per thread), freed with mi_free
+ *   pymalloc    CPython 3.11's PyObject_Malloc/PyObject_Free; one thread
+ *               only, since it relies on the GIL
+ *   islet+lock  one interpreter shared by threads behind a mutex, the way a
+ *               single GIL shares one heap between threads
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include "bench.h"
+#include "islet.h"
+#include <mimalloc.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+/* glibc's own entry points (exported by libc.so.6 since 2.2.5). */
+extern void *__libc_malloc(size_t size);
+extern void __libc_free(void *p);
+/* jemalloc's control interface; the rest of jemalloc is reached as malloc. */
+extern int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen);
+
+static islet_runtime_t *rt;
+
+/* --- islet ------------------------------------------------------------- */
+
+static void *islet_setup(void) {
+  islet_interp_t *in = islet_interp_new(rt);
+  if (!in) die("islet_interp_new: %s", islet_strerror(islet_last_error()));
+  return in;
+}
+static void islet_teardown(void *h) {
+  islet_interp_destroy(h, NULL);
+}
+static void *islet_m(void *h, size_t n) {
+  return islet_malloc(h, n);
+}
+static void islet_f(void *h, void *p) {
+  islet_free(h, p);
+}
+static void islet_collect(void *h) {
+  islet_interp_collect(h);
+}
+static void islet_quiesce(void) {
+  islet_runtime_flush(rt);
+}
+
+const alloc_vt_t vt_islet = {.name = "islet",
+                             .setup = islet_setup,
+                             .teardown = islet_teardown,
+                             .malloc = islet_m,
+                             .free = islet_f,
+                             .collect = islet_collect,
+                             .quiesce = islet_quiesce,
+                             .thread_safe = true,
+                             .teardown_frees = true};
+
+/* --- islet behind one lock --------------------------------------------- */
+
+typedef struct {
+  pthread_mutex_t lock;
+  islet_interp_t *in;
+} locked_t;
+
+static void *locked_setup(void) {
+  locked_t *l = xmalloc(sizeof *l);
+  pthread_mutex_init(&l->lock, NULL);
+  l->in = islet_setup();
+  return l;
+}
+static void locked_teardown(void *h) {
+  locked_t *l = h;
+  islet_interp_destroy(l->in, NULL);
+  pthread_mutex_destroy(&l->lock);
+  free(l);
+}
+static void *locked_m(void *h, size_t n) {
+  locked_t *l = h;
+  pthread_mutex_lock(&l->lock);
+  void *p = islet_malloc(l->in, n);
+  pthread_mutex_unlock(&l->lock);
+  return p;
+}
+static void locked_f(void *h, void *p) {
+  locked_t *l = h;
+  pthread_mutex_lock(&l->lock);
+  islet_free(l->in, p);
+  pthread_mutex_unlock(&l->lock);
+}
+
+const alloc_vt_t vt_islet_locked = {.name = "islet+lock",
+                                    .setup = locked_setup,
+                                    .teardown = locked_teardown,
+                                    .malloc = locked_m,
+                                    .free = locked_f,
+                                    .quiesce = islet_quiesce,
+                                    .thread_safe = true,
+                                    .teardown_frees = true};
+
+/* --- process-wide mallocs ---------------------------------------------- */
+
+static void *no_setup(void) {
+  return NULL;
+}
+static void no_teardown(void *h) {
+  (void)h;
+}
+static void *glibc_m(void *h, size_t n) {
+  (void)h;
+  return __libc_malloc(n);
+}
+static void glibc_f(void *h, void *p) {
+  (void)h;
+  __libc_free(p);
+}
+static void *je_m(void *h, size_t n) {
+  (void)h;
+  return malloc(n);
+}
+static void je_f(void *h, void *p) {
+  (void)h;
+  free(p);
+}
+
+const alloc_vt_t vt_glibc = {.name = "glibc",
+                             .setup = no_setup,
+                             .teardown = no_teardown,
+                             .malloc = glibc_m,
+                             .free = glibc_f,
+                             .thread_safe = true};
+const alloc_vt_t vt_jemalloc = {.name = "jemalloc",
+                                .setup = no_setup,
+                                .teardown = no_teardown,
+                                .malloc = je_m,
+                                .free = je_f,
+                                .thread_safe = true};
+
+/* --- mimalloc: one heap per thread ------------------------------------- */
+
+static void *mih_setup(void) {
+  mi_heap_t *h = mi_heap_new();
+  if (!h) die("mi_heap_new failed");
+  return h;
+}
+static void mih_teardown(void *h) {
+  mi_heap_destroy(h);
+}
+static void *mih_m(void *h, size_t n) {
+  return mi_heap_malloc(h, n);
+}
+static void mih_f(void *h, void *p) {
+  (void)h;
+  mi_free(p);
+}
+static void mih_collect(void *h) {
+  mi_heap_collect(h, false);
+}
+
+const alloc_vt_t vt_mimalloc = {.name = "mimalloc",
+                                .setup = mih_setup,
+                                .teardown = mih_teardown,
+                                .malloc = mih_m,
+                                .free = mih_f,
+                                .collect = mih_collect,
+                                .thread_safe = true,
+                                .teardown_frees = true};
+
+/* --- pymalloc ---------------------------------------------------------- */
+
+static void *py_setup(void) {
+  if (!Py_IsInitialized()) Py_InitializeEx(0); /* this thread now holds the GIL */
+  return NULL;
+}
+static void *py_m(void *h, size_t n) {
+  (void)h;
+  return PyObject_Malloc(n);
+}
+static void py_f(void *h, void *p) {
+  (void)h;
+  PyObject_Free(p);
+}
+
+const alloc_vt_t vt_pymalloc = {
+    .name = "pymalloc", .setup = py_setup, .teardown = no_teardown, .malloc = py_m, .free = py_f};
+
+/* --- runtime ------------------------------------------------------------ */
+
+/* Linking order decides whose malloc the process gets (mimalloc's shared
+ * library exports one too): make sure the jemalloc column is jemalloc. */
+static void check_jemalloc(void) {
+  uint64_t before = 0, after = 0;
+  size_t sz = sizeof before;
+  if (mallctl("thread.allocated", &before, &sz, NULL, 0))
+    die("jemalloc's mallctl(\"thread.allocated\") failed");
+  void *volatile p = malloc(4096);
+  mallctl("thread.allocated", &after, &sz, NULL, 0);
+  free(p);
+  if (after - before < 4096) die("malloc is not jemalloc's: check the link order");
+}
+
+void allocators_init(void) {
+  check_jemalloc();
+  rt = islet_runtime_new(NULL);
+  if (!rt) die("islet_runtime_new failed");
+}
+
+void allocators_after_fork(void) {
+  rt = islet_runtime_new(NULL); /* the parent's may be mid-use by a thread the child lacks */
+  if (!rt) die("islet_runtime_new failed");
+}
+
+void allocators_fini(void) {
+  islet_runtime_destroy(rt);
+  rt = NULL;
+}
