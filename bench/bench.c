@@ -20,8 +20,17 @@ enum { ISLET, GLIBC, JEMALLOC, MIMALLOC, PYMALLOC, NALLOC };
 static const alloc_vt_t *const allocs[NALLOC] = {&vt_islet, &vt_glibc, &vt_jemalloc, &vt_mimalloc,
                                                  &vt_pymalloc};
 
-enum { S_RSS = 1, S_CHURN = 2, S_LIFO = 4, S_THREADS = 8, S_CROSS = 16, S_TEARDOWN = 32 };
-static const char *const section_names[] = {"rss", "churn", "lifo", "threads", "cross", "teardown"};
+enum {
+  S_RSS = 1,
+  S_CHURN = 2,
+  S_LIFO = 4,
+  S_THREADS = 8,
+  S_CROSS = 16,
+  S_TEARDOWN = 32,
+  S_OBJECTS = 64
+};
+static const char *const section_names[] = {"rss",   "churn",    "lifo",   "threads",
+                                            "cross", "teardown", "objects"};
 
 typedef struct {
   bool quick, strict;
@@ -287,6 +296,35 @@ static void teardown(const params_t *p, const seq_t *seq) {
   free(t.v);
 }
 
+static void objects(const params_t *p) {
+  progress("(6)-(8) objects");
+  table_t t = table_new(7, p->runs);
+  for (unsigned r = 0; r < p->runs; r++) {
+    objects_t o = objects_bench(p->ops);
+    double v[7] = {o.mortal_ns,   o.immortal_ns, o.own_mops, o.shared_mops,
+                   o.atomic_mops, o.freelist_ns, o.malloc_ns};
+    for (int i = 0; i < 7; i++) *cell(&t, (size_t)i, r) = v[i];
+  }
+  printf("\n(6) incref+decref, one thread: ns per pair\n"
+         "    private mortal object %.2f, shared immortal object %.2f (%.2fx)\n",
+         med(&t, 0), med(&t, 1), ratio(&t, 1, 0));
+  printf("(7) incref+decref on 2 threads: Mpairs/s\n"
+         "    each its own object %.1f, one shared immortal %.1f (%.2fx), one shared object with "
+         "an atomic refcount %.1f (%.2fx)\n",
+         med(&t, 2), med(&t, 3), ratio(&t, 3, 2), med(&t, 4), ratio(&t, 4, 2));
+  printf("(8) free list pop+push %.2f ns vs islet malloc+free of the same size %.2f ns (%.2fx)\n",
+         med(&t, 5), med(&t, 6), ratio(&t, 5, 6));
+  target(ratio(&t, 1, 0) <= 1.1,
+         "(6) immortal incref+decref: %.2fx a private mortal object, target <= 1.10x",
+         ratio(&t, 1, 0));
+  target(ratio(&t, 3, 2) >= 0.95,
+         "(7) 2 threads on one shared immortal: %.2fx each its own object, target >= 0.95x",
+         ratio(&t, 3, 2));
+  target(ratio(&t, 5, 6) < 1.0, "(8) free list: %.2fx islet malloc+free, target < 1.00x",
+         ratio(&t, 5, 6));
+  free(t.v);
+}
+
 /* --- main ---------------------------------------------------------------- */
 
 /* The 1-minute load average: anything else running shows up here, and on a
@@ -321,7 +359,7 @@ static void usage(FILE *f) {
              "  --strict   exit 1 when a performance target is missed\n"
              "  --runs N   runs per measurement, median reported (default 5, quick 3)\n"
              "  --ops N    churn and LIFO operations (default 10000000)\n"
-             "  --only L   comma-separated: rss,churn,lifo,threads,cross,teardown\n"
+             "  --only L   comma-separated: rss,churn,lifo,threads,cross,teardown,objects\n"
              "  --alloc L  the allocators of (1) and (2), comma-separated:\n"
              "             islet,glibc,jemalloc,mimalloc,pymalloc (for profiling)\n");
 }
@@ -405,6 +443,7 @@ int main(int argc, char **argv) {
   if (p.sections & S_THREADS) threads(&p, &seq);
   if (p.sections & S_CROSS) cross(&p, &seq);
   if (p.sections & S_TEARDOWN) teardown(&p, &seq);
+  if (p.sections & S_OBJECTS) objects(&p);
 
   size_t missed = 0;
   printf("\ntargets%s\n", p.quick ? " (quick run: sizes too small to judge them)" : "");

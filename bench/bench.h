@@ -81,6 +81,14 @@ teardown_us_t teardown_us(const alloc_vt_t *vt, const seq_t *seq, size_t k);
 
 /* helpers (seq.c) */
 _Noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* objects.c: (6) incref+decref pairs, (7) on two threads, (8) free list */
+typedef struct {
+  double mortal_ns, immortal_ns;             /* per pair, one thread */
+  double own_mops, shared_mops, atomic_mops; /* pairs per second, two threads */
+  double freelist_ns, malloc_ns;             /* per pop+push, per malloc+free */
+} objects_t;
+objects_t objects_bench(size_t n);
+
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
 double median(double *v, size_t n); /* sorts v */
