@@ -9,6 +9,7 @@
  * that belongs to the runtime, shared under a lock.
  */
 #include "internal.h"
+#include <stdlib.h>
 
 /* first: run it before all others at creation, after all others at the
  * end (the immortal sweep must come after every module's teardown). */
@@ -52,6 +53,21 @@ void islet_runtime_end_hooks(islet_runtime_t *rt) {
 
 bool islet_is_runtime_heap(const islet_interp_t *in) {
   return in->runtime_heap;
+}
+
+/* The runtime's state of a module (zeroed, its first member set to the
+ * runtime), created on first use together with its hooks, which get it as
+ * ctx.  Modules register before interpreters exist, from one thread. */
+void *islet_runtime_module(islet_runtime_t *rt, int slot, size_t size, hooks_t h, bool first) {
+  void *m = rt->ext[slot];
+  if (m || !(m = calloc(1, size))) return m;
+  *(islet_runtime_t **)m = rt;
+  h.ctx = m;
+  if (islet_runtime_add_hooks(rt, &h, first)) {
+    free(m);
+    return NULL;
+  }
+  return rt->ext[slot] = m;
 }
 
 void *islet_runtime_malloc(islet_runtime_t *rt, size_t size) {

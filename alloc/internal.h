@@ -145,6 +145,7 @@ struct islet_runtime {
 
 /* hooks.c */
 int islet_runtime_add_hooks(islet_runtime_t *rt, const hooks_t *h, bool first);
+void *islet_runtime_module(islet_runtime_t *rt, int slot, size_t size, hooks_t h, bool first);
 void islet_run_interp_hooks(islet_interp_t *in, bool create);
 void islet_runtime_end_hooks(islet_runtime_t *rt);
 /* Runtime-owned memory, from any thread (under heap_lock). */

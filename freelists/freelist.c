@@ -22,7 +22,7 @@ typedef struct {
 } lists_t;
 
 typedef struct {
-  islet_runtime_t *rt;
+  islet_runtime_t *rt; /* first: see islet_runtime_module */
   islet_freelist_kind_t kinds[ISLET_FREELIST_KINDS];
 } kinds_t;
 
@@ -45,22 +45,7 @@ static void on_interp_destroy(void *ctx, islet_interp_t *in) {
 }
 
 static void on_runtime_destroy(void *ctx) {
-  kinds_t *k = ctx;
-  k->rt->ext[RT_EXT_FREELISTS] = NULL;
-  free(k);
-}
-
-/* One table of kinds per runtime, whatever the number of registrations. */
-static kinds_t *kinds_of(islet_runtime_t *rt) {
-  kinds_t *k = rt->ext[RT_EXT_FREELISTS];
-  if (k || !(k = calloc(1, sizeof *k))) return k;
-  k->rt = rt;
-  hooks_t h = {on_interp_new, on_interp_destroy, on_runtime_destroy, k};
-  if (islet_runtime_add_hooks(rt, &h, false)) {
-    free(k);
-    return NULL;
-  }
-  return rt->ext[RT_EXT_FREELISTS] = k;
+  free(ctx);
 }
 
 int islet_freelists_register(islet_runtime_t *rt, const islet_freelist_kind_t *kinds, size_t n) {
@@ -69,7 +54,8 @@ int islet_freelists_register(islet_runtime_t *rt, const islet_freelist_kind_t *k
       islet_set_error(ISLET_EINVAL);
       return ISLET_EINVAL;
     }
-  kinds_t *k = kinds_of(rt);
+  hooks_t h = {on_interp_new, on_interp_destroy, on_runtime_destroy, NULL};
+  kinds_t *k = islet_runtime_module(rt, RT_EXT_FREELISTS, sizeof(kinds_t), h, false);
   if (!k) {
     islet_set_error(ISLET_ENOMEM);
     return ISLET_ENOMEM;

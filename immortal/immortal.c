@@ -19,7 +19,7 @@ typedef struct {
 } entry_t;
 
 typedef struct {
-  islet_runtime_t *rt;
+  islet_runtime_t *rt; /* first: see islet_runtime_module */
   entry_t *objs;
   size_t n, cap;
 } registry_t;
@@ -35,23 +35,14 @@ static void sweep(void *ctx) {
     islet_free(reg->rt->heap, e->ob); /* single-threaded now: the runtime is ending */
   }
   free(reg->objs);
-  reg->rt->ext[RT_EXT_IMMORTALS] = NULL;
   free(reg);
 }
 
 /* Under the runtime's heap lock. */
 static int record(islet_runtime_t *rt, entry_t e) {
-  registry_t *reg = rt->ext[RT_EXT_IMMORTALS];
-  if (!reg) {
-    if (!(reg = calloc(1, sizeof *reg))) return -1;
-    reg->rt = rt;
-    hooks_t h = {.runtime_destroy = sweep, .ctx = reg};
-    if (islet_runtime_add_hooks(rt, &h, true)) {
-      free(reg);
-      return -1;
-    }
-    rt->ext[RT_EXT_IMMORTALS] = reg;
-  }
+  hooks_t h = {.runtime_destroy = sweep};
+  registry_t *reg = islet_runtime_module(rt, RT_EXT_IMMORTALS, sizeof *reg, h, true);
+  if (!reg) return -1;
   if (reg->n == reg->cap) {
     size_t cap = reg->cap ? reg->cap * 2 : 64;
     entry_t *objs = realloc(reg->objs, cap * sizeof *objs);

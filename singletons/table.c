@@ -16,7 +16,7 @@ typedef struct {
 } slot_t;
 
 typedef struct {
-  islet_runtime_t *rt;
+  islet_runtime_t *rt; /* first: see islet_runtime_module */
   slot_t *slots;
   size_t n, cap;
   bool taken[ISLET_SINGLETONS_MAX];
@@ -57,21 +57,8 @@ static void on_interp_destroy(void *ctx, islet_interp_t *in) {
 
 static void on_runtime_destroy(void *ctx) { /* shared objects go in the final sweep */
   table_t *t = ctx;
-  t->rt->ext[RT_EXT_SINGLETONS] = NULL;
   free(t->slots);
   free(t);
-}
-
-static table_t *table_of(islet_runtime_t *rt) {
-  table_t *t = rt->ext[RT_EXT_SINGLETONS];
-  if (t || !(t = calloc(1, sizeof *t))) return t;
-  t->rt = rt;
-  hooks_t h = {on_interp_new, on_interp_destroy, on_runtime_destroy, t};
-  if (islet_runtime_add_hooks(rt, &h, false)) {
-    free(t);
-    return NULL;
-  }
-  return rt->ext[RT_EXT_SINGLETONS] = t;
 }
 
 static int add(table_t *t, const islet_singleton_def_t *d) {
@@ -95,7 +82,8 @@ static int add(table_t *t, const islet_singleton_def_t *d) {
 }
 
 int islet_singletons_register(islet_runtime_t *rt, const islet_singleton_def_t *defs, size_t n) {
-  table_t *t = table_of(rt);
+  hooks_t h = {on_interp_new, on_interp_destroy, on_runtime_destroy, NULL};
+  table_t *t = islet_runtime_module(rt, RT_EXT_SINGLETONS, sizeof(table_t), h, false);
   int err = t ? ISLET_OK : ISLET_ENOMEM;
   for (size_t i = 0; !err && i < n; i++) err = add(t, &defs[i]);
   if (err) islet_set_error((islet_error_t)err);
