@@ -166,8 +166,10 @@ void islet_reclaim_shutdown(islet_runtime_t *rt);
 
 /* sizeclass.c */
 extern const uint32_t islet_class_sizes[ISLET_SIZE_CLASSES];
+extern const uint8_t islet_small_classes[1024 / 16 + 1]; /* by (size + 15) / 16 */
+/* A table up to 1 KiB: the mix of small sizes would mispredict a branch. */
 static inline unsigned islet_size_to_class(size_t size) {
-  if (size <= 128) return size ? (unsigned)((size - 1) >> 4) : 0;
+  if (LIKELY(size <= 1024)) return islet_small_classes[(size + 15) >> 4];
   unsigned lg = 63u - (unsigned)__builtin_clzll(size - 1); /* size in (2^lg, 2^(lg+1)] */
   return 8 + (lg - 7) * 4 + (unsigned)((size - 1) >> (lg - 2)) - 4;
 }
@@ -227,17 +229,23 @@ static inline char *large_block(const large_t *lg) {
 
 /* small.c */
 extern page_t islet_empty_page;
-void islet_page_word_full(islet_interp_t *in, page_t *pg, unsigned w);
+void islet_page_full(islet_interp_t *in, page_t *pg);
 
 /* Takes the lowest free block of word w (bits: its value, not all ones).  A
- * word that fills leaves avail; a page that fills leaves its class's list at
- * once, so the next allocation never looks at it. */
+ * word that fills leaves avail and the hint moves to the first word with
+ * room, without a branch (in a churned page words fill all the time); a page
+ * that fills leaves its class's list at once. */
 static inline void *page_take(islet_interp_t *in, page_t *pg, unsigned w, uint64_t bits) {
   unsigned b = (unsigned)__builtin_ctzll(~bits);
   uint64_t now = bits | ((uint64_t)1 << b);
   atomic_store_explicit(&pg->live[w], now, memory_order_relaxed);
   pg->used++;
-  if (UNLIKELY(now == ~(uint64_t)0)) islet_page_word_full(in, pg, w);
+  uint64_t filled = (uint64_t)(now == ~(uint64_t)0);
+  uint64_t avail = pg->avail & ~(filled << w);
+  pg->avail = avail;
+  unsigned first = (unsigned)__builtin_ctzll(avail | (uint64_t)1 << 63);
+  pg->hint = (uint16_t)(filled ? first : w);
+  if (UNLIKELY(!avail)) islet_page_full(in, pg);
   return page_block(pg, (size_t)w * 64 + b);
 }
 

@@ -49,12 +49,7 @@ void islet_page_after_free(islet_interp_t *in, page_t *pg, bool was_full) {
   in->cur[pg->cls] = pg;
 }
 
-void islet_page_word_full(islet_interp_t *in, page_t *pg, unsigned w) {
-  pg->avail &= ~((uint64_t)1 << w);
-  if (pg->avail) {
-    pg->hint = (uint16_t)__builtin_ctzll(pg->avail);
-    return;
-  }
+void islet_page_full(islet_interp_t *in, page_t *pg) {
   pg->state = PG_FULL;
   class_remove(in, pg);
 }
