@@ -38,6 +38,7 @@ static islet_interp_t *in[SLOTS];
 static block_t blocks[MAXB];
 static int nblocks, events, release_policy;
 static size_t singletons_each;       /* blocks each interpreter's singletons hold */
+static int preset;                   /* the CPython preset: 0 none, 1 per interpreter, 2 shared */
 static size_t bytes_before;          /* of the stepping interpreter, before the step */
 static unsigned char *retired[MAXB]; /* blocks of destroyed interpreters */
 static int nretired;
@@ -115,8 +116,11 @@ static void start(uint8_t policy) {
                         .on_event = on_event};
   rt = islet_runtime_new(&cfg);
   islet_freelists_register(rt, islet_freelist_cpython, ISLET_FL_CPYTHON_KINDS);
-  islet_singletons_cpython(rt, policy & 2 ? ISLET_SHARED_IMMORTAL : ISLET_PER_INTERPRETER);
-  singletons_each = 1 + (policy & 2 ? 0 : ISLET_S_CPYTHON_COUNT);
+  /* bits 1-2: no preset, the preset per interpreter, or shared immortal */
+  preset = (policy >> 1) % 3;
+  if (preset)
+    islet_singletons_cpython(rt, preset == 1 ? ISLET_PER_INTERPRETER : ISLET_SHARED_IMMORTAL);
+  singletons_each = 1 + (preset == 1 ? ISLET_S_CPYTHON_COUNT : 0);
   islet_singleton_def_t mine = {1000, ISLET_PER_INTERPRETER, own, NULL, NULL};
   islet_singletons_register(rt, &mine, 1);
 }
@@ -241,11 +245,15 @@ static void step(uint8_t op, int s, uint16_t arg) {
   case 7:
     islet_freelists_finalize(in[s]);
     break;
-  case 8: {
-    islet_object_t *o = islet_singleton(in[s], arg % ISLET_S_CPYTHON_COUNT);
-    if (!o) fail("a registered singleton is missing");
-    islet_incref(o);
-    islet_decref(o);
+  case 8: { /* the preset's ids exist only when the input registered it; 1000 always */
+    unsigned id = arg & 1 ? 1000 : arg % ISLET_S_CPYTHON_COUNT;
+    islet_object_t *o = islet_singleton(in[s], id);
+    if (!o != (id != 1000 && !preset)) fail("a singleton lookup disagrees with the registrations");
+    if (!o && islet_last_error() != ISLET_ENOENT) fail("a missing singleton without ISLET_ENOENT");
+    if (o) {
+      islet_incref(o);
+      islet_decref(o);
+    }
     break;
   }
   case 9: {
