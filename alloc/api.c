@@ -19,10 +19,12 @@ static NOINLINE bool over_limit(islet_interp_t *in, size_t bs) {
   return true;
 }
 
+/* Branchless: under churn the counts hover at their peaks, where a branch
+ * would be a coin toss. */
 static inline void account_alloc(islet_interp_t *in, size_t bs) {
-  in->bytes += bs;
-  if (in->bytes > in->bytes_peak) in->bytes_peak = in->bytes;
-  if (++in->blocks > in->blocks_peak) in->blocks_peak = in->blocks;
+  size_t bytes = in->bytes += bs, blocks = ++in->blocks;
+  in->bytes_peak = bytes > in->bytes_peak ? bytes : in->bytes_peak;
+  in->blocks_peak = blocks > in->blocks_peak ? blocks : in->blocks_peak;
   in->allocs++;
 }
 
@@ -120,7 +122,8 @@ static inline bool remote_pending(segment_t *seg, page_t *pg, unsigned w, uint64
          (atomic_load_explicit(&pg->remote[w], memory_order_relaxed) & m);
 }
 
-static void free_small_local(islet_interp_t *in, segment_t *seg, page_t *pg, long idx, void *p) {
+static inline __attribute__((always_inline)) void
+free_small_local(islet_interp_t *in, segment_t *seg, page_t *pg, long idx, void *p) {
   unsigned w = (unsigned)idx >> 6;
   uint64_t m = (uint64_t)1 << (idx & 63);
   uint64_t bits = atomic_load_explicit(&pg->live[w], memory_order_relaxed);

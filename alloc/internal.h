@@ -244,7 +244,7 @@ static inline void *page_take(islet_interp_t *in, page_t *pg, unsigned w, uint64
   uint64_t avail = pg->avail & ~(filled << w);
   pg->avail = avail;
   unsigned first = (unsigned)__builtin_ctzll(avail | (uint64_t)1 << 63);
-  pg->hint = (uint16_t)(filled ? first : w);
+  pg->hint = (uint16_t)(w ^ ((w ^ first) & (unsigned)-filled)); /* filled ? first : w, no branch */
   if (UNLIKELY(!avail)) islet_page_full(in, pg);
   return page_block(pg, (size_t)w * 64 + b);
 }
