@@ -256,7 +256,6 @@ static inline void page_word_freed(page_t *pg, unsigned w) {
   pg->hint = (uint16_t)w;
 }
 void *islet_small_alloc_slow(islet_interp_t *in, unsigned cls);
-void islet_page_unfull(islet_interp_t *in, page_t *pg);
 void islet_page_after_free(islet_interp_t *in, page_t *pg, bool was_full);
 /* block index of p in pg, or -1 for an interior pointer */
 static inline long page_block_index(const page_t *pg, const void *p) {
