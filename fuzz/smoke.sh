@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# smoke.sh FUZZER SEEDS SECONDS: a short libFuzzer run from the committed
-# seeds, new inputs kept in a temporary directory (never in the repository).
+# smoke.sh FUZZER SEEDS SECONDS DICT: a short libFuzzer run from the
+# committed seeds with the target's dictionary, new inputs kept in a
+# temporary directory (never in the repository).
 # Fails on any crash, leak or model violation the run finds.
 set -u
-bin=$1 seeds=$2 secs=$3
+bin=$1 seeds=$2 secs=$3 dict=$4
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-"$bin" -max_total_time="$secs" -print_final_stats=1 -artifact_prefix="$work/" "$work" "$seeds" \
+"$bin" -max_total_time="$secs" -print_final_stats=1 -dict="$dict" -artifact_prefix="$work/" \
+  "$work" "$seeds" \
   >"$work/log" 2>&1
 rc=$?
 grep -E 'stat::number_of_executed_units|stat::new_units_added|cov: ' "$work/log" | tail -3
