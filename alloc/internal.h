@@ -41,7 +41,7 @@ enum { PG_FREE = 0, PG_AVAIL, PG_FULL };
 typedef struct __attribute__((aligned(64))) page {
   uint32_t off;                         /* of the page in its segment */
   uint32_t bsize, magic;                /* magic = ceil(2^32 / bsize): exact division */
-  uint16_t nblocks, used, hint, nwords; /* hint = ctz(avail): the first word with room */
+  uint16_t nblocks, used, hint, nwords; /* hint: a word with room (the last freed) */
   uint64_t avail;                       /* bit w: live[w] has a free block */
   uint8_t cls, state;
   struct page *next, *prev;          /* the class's list of pages with free blocks */
