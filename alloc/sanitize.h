@@ -24,10 +24,21 @@
 #define san_poison(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
 #define san_unpoison(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
 /* What the caller asked for, as ASan's malloc_usable_size answers: the bytes
- * before the first poisoned one. */
+ * before the first poisoned one.  islet poisons a live block only past the
+ * requested size, so the poisoned bytes are a suffix and a binary search
+ * finds the first one in O(log n) shadow reads (a scan of a 100 KB block
+ * cost the fuzzer a tenth of its time in realloc). */
 static inline size_t san_usable(const void *p, size_t n) {
-  const char *bad = __asan_region_is_poisoned((void *)p, n);
-  return bad ? (size_t)(bad - (const char *)p) : n;
+  const char *c = p;
+  size_t lo = 0, hi = n; /* [0, lo) unpoisoned, [hi, n) poisoned */
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (__asan_address_is_poisoned(c + mid))
+      hi = mid;
+    else
+      lo = mid + 1;
+  }
+  return lo;
 }
 #else
 #define ISLET_ASAN 0

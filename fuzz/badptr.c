@@ -51,8 +51,10 @@ static void check_live(void) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static int global;
   int local;
-  islet_runtime_t *rt = islet_runtime_new(&(islet_config_t){
-      .bad_free = ISLET_BAD_REPORT, .teardown = ISLET_TEARDOWN_QUARANTINE, .on_event = on_event});
+  islet_runtime_t *rt = islet_runtime_new(&(islet_config_t){.bad_free = ISLET_BAD_REPORT,
+                                                            .teardown = ISLET_TEARDOWN_QUARANTINE,
+                                                            .reclaim_inline = 1,
+                                                            .on_event = on_event});
   islet_interp_t *a = islet_interp_new(rt), *b = islet_interp_new(rt), *gone = islet_interp_new(rt);
   for (int i = 0; i < 8; i++) dead[ndead++] = islet_malloc(gone, (size_t)16 << i);
   islet_interp_destroy(gone, NULL); /* quarantined: its addresses are never reused */

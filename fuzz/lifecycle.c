@@ -11,8 +11,9 @@
  * under the release policy none of the interpreter's memory may stay mapped
  * once the reclaimer is done (checked with mincore on the system backend).
  *
- * Input: one byte of policy, then operations of 4 bytes: opcode, slot, and a
- * 16-bit argument.
+ * Input: one byte of policy (bit 0 teardown, bits 1-3 singletons, bits 2-5
+ * the end order, bits 6-7 both set: reclaim on the runtime's thread), then
+ * operations of 4 bytes: opcode, slot, and a 16-bit argument.
  */
 #include "islet_freelist.h"
 #include "islet_singletons.h"
@@ -37,8 +38,8 @@ static islet_runtime_t *rt;
 static islet_interp_t *in[SLOTS];
 static block_t blocks[MAXB];
 static int nblocks, events, release_policy;
-static size_t singletons_each;       /* blocks each interpreter's singletons hold */
-static int preset;                   /* the CPython preset: 0 none, 1 per interpreter, 2 shared */
+static size_t singletons_each; /* blocks each interpreter's singletons hold */
+static int preset; /* 0 none, the CPython preset per interpreter (1) or shared (2), 3 small */
 static size_t bytes_before;          /* of the stepping interpreter, before the step */
 static unsigned char *retired[MAXB]; /* blocks of destroyed interpreters */
 static int nretired;
@@ -104,23 +105,40 @@ static block_t take(int i) {
 }
 
 static islet_object_t *own(islet_runtime_t *r, islet_interp_t *i, void *ctx) {
-  (void)r;
   (void)ctx;
-  return islet_object_new(i, &islet_int_type, sizeof(islet_int_t));
+  return i ? islet_object_new(i, &islet_int_type, sizeof(islet_int_t))
+           : islet_runtime_object_new(r, &islet_int_type, sizeof(islet_int_t));
+}
+
+#define SMALL_IDS 4 /* the small table: even ids per interpreter, odd shared */
+
+static size_t table_ids(void) {
+  return preset == 3 ? SMALL_IDS : ISLET_S_CPYTHON_COUNT;
 }
 
 static void start(uint8_t policy) {
   release_policy = !(policy & 1);
   islet_config_t cfg = {.teardown =
                             release_policy ? ISLET_TEARDOWN_RELEASE : ISLET_TEARDOWN_QUARANTINE,
+                        /* the reclaim thread for a quarter of the inputs: its
+                         * start, hand-off and wake-ups dominate a short input */
+                        .reclaim_inline = (policy & 0xc0) != 0xc0,
                         .on_event = on_event};
   rt = islet_runtime_new(&cfg);
   islet_freelists_register(rt, islet_freelist_cpython, ISLET_FL_CPYTHON_KINDS);
-  /* bits 1-2: no preset, the preset per interpreter, or shared immortal */
-  preset = (policy >> 1) % 3;
-  if (preset)
+  /* bits 1-3: the CPython preset per interpreter (0) or shared (1), none
+   * (2, 3) or the small table (4-7).  The preset is rare: its 782 objects
+   * per interpreter would dominate every input. */
+  static const int presets[8] = {1, 2, 0, 0, 3, 3, 3, 3};
+  preset = presets[policy >> 1 & 7];
+  if (preset == 1 || preset == 2)
     islet_singletons_cpython(rt, preset == 1 ? ISLET_PER_INTERPRETER : ISLET_SHARED_IMMORTAL);
-  singletons_each = 1 + (preset == 1 ? ISLET_S_CPYTHON_COUNT : 0);
+  for (unsigned id = 0; preset == 3 && id < SMALL_IDS; id++) {
+    islet_singleton_def_t d = {id, id & 1 ? ISLET_SHARED_IMMORTAL : ISLET_PER_INTERPRETER, own,
+                               NULL, NULL};
+    islet_singletons_register(rt, &d, 1);
+  }
+  singletons_each = 1 + (preset == 1 ? ISLET_S_CPYTHON_COUNT : preset == 3 ? SMALL_IDS / 2 : 0);
   islet_singleton_def_t mine = {1000, ISLET_PER_INTERPRETER, own, NULL, NULL};
   islet_singletons_register(rt, &mine, 1);
 }
@@ -245,8 +263,8 @@ static void step(uint8_t op, int s, uint16_t arg) {
   case 7:
     islet_freelists_finalize(in[s]);
     break;
-  case 8: { /* the preset's ids exist only when the input registered it; 1000 always */
-    unsigned id = arg & 1 ? 1000 : arg % ISLET_S_CPYTHON_COUNT;
+  case 8: { /* the table's ids exist only when the input registered one; 1000 always */
+    unsigned id = arg & 1 ? 1000 : (unsigned)(arg % table_ids());
     islet_object_t *o = islet_singleton(in[s], id);
     if (!o != (id != 1000 && !preset)) fail("a singleton lookup disagrees with the registrations");
     if (!o && islet_last_error() != ISLET_ENOENT) fail("a missing singleton without ISLET_ENOENT");

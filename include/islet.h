@@ -97,6 +97,10 @@ typedef struct {
   islet_cross_policy_t cross_free;
   islet_bad_policy_t bad_free;
   islet_teardown_t teardown;
+  /* Nonzero: islet_interp_destroy gives the memory back itself, and no
+   * runtime thread is started.  Zero (default): a background thread does it,
+   * so destroy takes time per arena, not per resident page. */
+  int reclaim_inline;
   /* Called for every reported event instead of printing it to stderr.
    * It may run on any thread. */
   islet_event_fn on_event;

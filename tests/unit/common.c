@@ -13,8 +13,12 @@ static void capture(void *ctx, const islet_event_t *ev) {
 
 islet_runtime_t *capture_runtime(islet_cross_policy_t cross, islet_bad_policy_t bad,
                                  islet_teardown_t teardown) {
-  islet_config_t cfg = {
-      .cross_free = cross, .bad_free = bad, .teardown = teardown, .on_event = capture};
+  return capture_config(
+      (islet_config_t){.cross_free = cross, .bad_free = bad, .teardown = teardown});
+}
+
+islet_runtime_t *capture_config(islet_config_t cfg) {
+  cfg.on_event = capture;
   nevents = 0;
   rt = islet_runtime_new(&cfg);
   cr_assert_not_null(rt);

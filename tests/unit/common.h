@@ -15,6 +15,8 @@ extern islet_runtime_t *rt;
 /* A runtime with the given policies whose events land in events[]. */
 islet_runtime_t *capture_runtime(islet_cross_policy_t cross, islet_bad_policy_t bad,
                                  islet_teardown_t teardown);
+/* The same with any configuration (its on_event is replaced). */
+islet_runtime_t *capture_config(islet_config_t cfg);
 void setup_default(void);
 void teardown_runtime(void);
 /* Asserts that exactly one event was reported since the last call, with

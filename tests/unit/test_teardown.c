@@ -1,5 +1,6 @@
 /* Teardown: the leak report, release, quarantine, runtime teardown. */
 #include "common.h"
+#include <dirent.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <string.h>
@@ -79,6 +80,26 @@ static void on_segv(int sig) {
   siglongjmp(jump, 1);
 }
 
+static int faults(volatile char *p) {
+  struct sigaction sa = {.sa_handler = on_segv}, old;
+  sigaction(SIGSEGV, &sa, &old);
+  int faulted = 0;
+  if (sigsetjmp(jump, 1) == 0)
+    (void)p[0];
+  else
+    faulted = 1;
+  sigaction(SIGSEGV, &old, NULL);
+  return faulted;
+}
+
+static int nthreads(void) {
+  DIR *d = opendir("/proc/self/task");
+  int n = 0;
+  for (struct dirent *e; d && (e = readdir(d));) n += e->d_name[0] != '.';
+  if (d) closedir(d);
+  return n;
+}
+
 Test(teardown, quarantine_keeps_the_range_inaccessible_until_the_runtime_ends) {
   capture_runtime(ISLET_CROSS_DEFER, ISLET_BAD_REPORT, ISLET_TEARDOWN_QUARANTINE);
   islet_interp_t *a = islet_interp_new(rt);
@@ -98,18 +119,36 @@ Test(teardown, quarantine_keeps_the_range_inaccessible_until_the_runtime_ends) {
     char *q = islet_malloc(b, 100);
     cr_assert_neq(q, (char *)p);
   }
-  /* inaccessible: touching it faults */
-  struct sigaction sa = {.sa_handler = on_segv}, old;
-  sigaction(SIGSEGV, &sa, &old);
-  int faulted = 0;
-  if (sigsetjmp(jump, 1) == 0)
-    (void)p[0];
-  else
-    faulted = 1;
-  sigaction(SIGSEGV, &old, NULL);
-  cr_assert_eq(faulted, 1, "a quarantined block must not be readable");
+  cr_assert(faults(p), "a quarantined block must not be readable");
   islet_free_any((void *)p);
   expect_one_event(ISLET_EDESTROYED, (void *)p, id);
+}
+
+/* Inline reclaim: destroy has done the work when it returns, and no thread
+ * is started.  The default (background) runtime is the control: its destroy
+ * starts one. */
+static void destroy_one(volatile char **p) {
+  islet_interp_t *a = islet_interp_new(rt);
+  *p = islet_malloc(a, 100);
+  (*p)[0] = 1;
+  islet_interp_destroy(a, NULL);
+}
+
+Test(teardown, reclaim_inline_is_done_when_destroy_returns) {
+  int before = nthreads();
+  capture_config((islet_config_t){.teardown = ISLET_TEARDOWN_QUARANTINE, .reclaim_inline = 1});
+  volatile char *p;
+  destroy_one(&p);
+  cr_assert(faults(p), "quarantine must be in force when destroy returns");
+  cr_assert_eq(nthreads(), before, "inline reclaim started a thread");
+}
+
+Test(teardown, background_reclaim_starts_one_thread) {
+  int before = nthreads();
+  capture_config((islet_config_t){.teardown = ISLET_TEARDOWN_QUARANTINE});
+  volatile char *p;
+  destroy_one(&p);
+  cr_assert_eq(nthreads(), before + 1);
 }
 
 Test(teardown, runtime_destroy_ends_live_interpreters) {
