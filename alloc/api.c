@@ -122,13 +122,15 @@ static inline bool remote_pending(segment_t *seg, page_t *pg, unsigned w, uint64
          (atomic_load_explicit(&pg->remote[w], memory_order_relaxed) & m);
 }
 
-static inline __attribute__((always_inline)) void
-free_small_local(islet_interp_t *in, segment_t *seg, page_t *pg, long idx, void *p) {
+static inline __attribute__((always_inline)) void free_small_local(islet_interp_t *in,
+                                                                   segment_t *seg, page_t *pg,
+                                                                   long idx, void *p,
+                                                                   islet_interp_t *caller) {
   unsigned w = (unsigned)idx >> 6;
   uint64_t m = (uint64_t)1 << (idx & 63);
   uint64_t bits = atomic_load_explicit(&pg->live[w], memory_order_relaxed);
   if (UNLIKELY(!(bits & m) || remote_pending(seg, pg, w, m))) {
-    islet_report(in->rt, in, ISLET_EDOUBLE_FREE, p, in->id);
+    islet_report(in->rt, caller, ISLET_EDOUBLE_FREE, p, in->id);
     return;
   }
   vg_free(p);
@@ -142,6 +144,27 @@ free_small_local(islet_interp_t *in, segment_t *seg, page_t *pg, long idx, void 
     islet_page_after_free(in, pg, was_full);
   else
     in->cur[pg->cls] = pg; /* reuse what was just freed: it is in cache */
+}
+
+/* A block of an ended interpreter (orphan.c): freed as its owner would,
+ * under the lock its tidying takes. */
+static void orphan_free(islet_interp_t *caller, void *p, seghdr_t *h, long idx) {
+  islet_interp_t *o = h->owner;
+  islet_runtime_t *rt = o->rt; /* tidying may end o */
+  cross_free(caller, p, h);
+  pthread_mutex_lock(&rt->orphan_lock);
+  if (h->kind == KIND_LARGE) {
+    islet_large_free(o, (large_t *)h);
+  } else {
+    segment_t *seg = (segment_t *)h;
+    free_small_local(o, seg, &seg->pages[page_index(p)], idx, p, caller);
+  }
+  islet_orphan_tidy(o);
+  pthread_mutex_unlock(&rt->orphan_lock);
+}
+
+static bool is_orphan(islet_interp_t *caller, seghdr_t *h) {
+  return h->owner != caller && atomic_load_explicit(&h->owner->orphaned, memory_order_acquire);
 }
 
 /* Everything but an own-interpreter small free: cross-interpreter and large
@@ -160,6 +183,10 @@ static NOINLINE void free_slow(islet_interp_t *caller, void *p, uintptr_t word) 
                    inside ? h->owner_id : 0);
       return;
     }
+    if (is_orphan(caller, h)) {
+      orphan_free(caller, p, h, 0);
+      return;
+    }
     if (h->owner != caller) cross_free(caller, p, h);
     islet_large_free(caller, lg);
     return;
@@ -170,7 +197,9 @@ static NOINLINE void free_slow(islet_interp_t *caller, void *p, uintptr_t word) 
   if (idx < 0) {
     islet_report(h->owner->rt, caller, ISLET_EINTERIOR, p, h->owner_id);
   } else if (h->owner == caller) {
-    free_small_local(caller, seg, pg, idx, p);
+    free_small_local(caller, seg, pg, idx, p, caller);
+  } else if (is_orphan(caller, h)) {
+    orphan_free(caller, p, h, idx);
   } else {
     cross_free(caller, p, h);
     islet_remote_free_small(caller, seg, pg, idx);
@@ -185,7 +214,7 @@ void islet_free(islet_interp_t *in, void *p) {
     page_t *pg = &seg->pages[page_index(p)];
     long idx = page_block_index(pg, p);
     if (LIKELY(idx >= 0)) {
-      free_small_local(in, seg, pg, idx, p);
+      free_small_local(in, seg, pg, idx, p, in);
       return;
     }
   }
@@ -215,6 +244,10 @@ islet_interp_t *islet_owner(const void *p) {
   long idx;
   seghdr_t *h = block_of(p, &pg, &idx);
   return h ? h->owner : NULL;
+}
+
+int islet_contains(const void *p) {
+  return islet_map_get(p) != 0;
 }
 
 size_t islet_usable_size(const void *p) {

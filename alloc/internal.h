@@ -55,6 +55,8 @@ typedef struct seghdr {
   struct seghdr *next, *prev; /* the owner's list of segments or large blocks */
 } seghdr_t;
 
+#define USABLE_PAGES (~(uint64_t)0 << META_PAGES) /* a segment's free_pages when empty */
+
 typedef struct segment {
   seghdr_t h;
   uint64_t free_pages;      /* bit i: page i is free (owner only) */
@@ -105,6 +107,7 @@ struct islet_interp {
   islet_interp_t *rt_next, *rt_prev; /* runtime's list, under rt->lock */
   void *ext[EXT_SLOTS];              /* per-interpreter state of freelists/, singletons/ */
   bool runtime_heap;                 /* the runtime's own heap (hooks.c) */
+  _Atomic bool orphaned;             /* ended, blocks still live (orphan.c) */
 };
 
 /* The regions of a destroyed interpreter, listed outside them (a
@@ -141,6 +144,9 @@ struct islet_runtime {
   islet_interp_t *heap;
   _Atomic int check_isolation;
   void *ext[RT_EXT_SLOTS]; /* runtime state of immortal/, singletons/ */
+  /* orphan.c: ended interpreters with live blocks, under orphan_lock */
+  pthread_mutex_t orphan_lock;
+  islet_interp_t orphans;
 };
 
 /* hooks.c */
@@ -162,6 +168,14 @@ int islet_immortalize_fin(struct islet_object *ob, void (*fin)(struct islet_obje
 /* reclaim.c */
 void islet_reclaim_submit(islet_runtime_t *rt, retired_t *rec);
 void islet_reclaim_now(islet_interp_t *in);
+/* interp.c: tombstones and lists the regions of in, all of them or only the
+ * segments with no page in use (which leave the heap); NULL without memory */
+retired_t *islet_retire_regions(islet_interp_t *in, bool quarantine, bool empty_only);
+bool islet_retire_heap(islet_interp_t *in, bool quarantine); /* all of it, and in; quarantined? */
+/* orphan.c (orphan_lock is taken inside unless noted) */
+void islet_orphan_adopt(islet_interp_t *in);
+void islet_orphan_tidy(islet_interp_t *o); /* orphan_lock held, after o lost a block */
+void islet_orphans_sweep(islet_runtime_t *rt, bool end_all);
 void islet_reclaim_shutdown(islet_runtime_t *rt);
 
 /* sizeclass.c */

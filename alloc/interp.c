@@ -70,9 +70,9 @@ static void note_leak(islet_leak_report_t *r, void *p) {
 }
 
 /* Per-class counts and the first addresses.  Under Valgrind each live block
- * is also declared freed, since teardown frees it (this walk is the only
+ * is also declared freed when teardown frees it (this walk is the only
  * per-block work, and only under Valgrind). */
-static void leak_report(islet_interp_t *in, islet_leak_report_t *r) {
+static void leak_report(islet_interp_t *in, islet_leak_report_t *r, bool freeing) {
   for (seghdr_t *h = in->segs.next; h != &in->segs; h = h->next) {
     segment_t *seg = (segment_t *)h;
     for (unsigned i = META_PAGES; i < SEG_PAGES; i++) {
@@ -88,7 +88,7 @@ static void leak_report(islet_interp_t *in, islet_leak_report_t *r) {
         for (; bits; bits &= bits - 1) {
           char *p = page_block(pg, (size_t)w * 64 + (unsigned)__builtin_ctzll(bits));
           note_leak(r, p);
-          vg_free(p);
+          if (freeing) vg_free(p);
         }
       }
     }
@@ -100,26 +100,47 @@ static void leak_report(islet_interp_t *in, islet_leak_report_t *r) {
     r->blocks++;
     r->bytes += lg->size;
     note_leak(r, large_block(lg));
-    vg_free(large_block(lg));
+    if (freeing) vg_free(large_block(lg));
   }
 }
 
-/* Tombstones every region of the interpreter in the owner map and lists
- * them for the reclaimer; O(arenas), the memory itself is not touched. */
-static retired_t *retire_all(islet_interp_t *in, bool quarantine) {
-  retired_t *rec = malloc(sizeof *rec + (in->nsegs + in->nlarge) * sizeof(region_t));
+static bool segment_empty(seghdr_t *h) {
+  return ((segment_t *)h)->free_pages == USABLE_PAGES;
+}
+
+/* O(arenas): the memory itself is not touched. */
+retired_t *islet_retire_regions(islet_interp_t *in, bool quarantine, bool empty_only) {
+  size_t n = in->nsegs + in->nlarge;
+  retired_t *rec = malloc(sizeof *rec + n * sizeof(region_t));
   if (!rec) return NULL;
   *rec = (retired_t){.arena = in->arena, .id = in->id, .quarantine = quarantine};
   uintptr_t tomb = (uintptr_t)in->id << 2 | (quarantine ? TOMB_QUARANTINED : TOMB_RELEASED);
-  for (seghdr_t *h = in->segs.next; h != &in->segs; h = h->next)
+  for (seghdr_t *h = in->segs.next, *next; h != &in->segs; h = next) {
+    next = h->next;
+    if (empty_only && !segment_empty(h)) continue;
     rec->regions[rec->nregions++] = (region_t){h, SEG_SIZE};
-  for (seghdr_t *h = in->larges.next; h != &in->larges; h = h->next)
+    if (!empty_only) continue;
+    list_del(h);
+    in->nsegs--;
+    in->mapped -= SEG_SIZE;
+  }
+  for (seghdr_t *h = in->larges.next; !empty_only && h != &in->larges; h = h->next)
     rec->regions[rec->nregions++] = (region_t){h, ((large_t *)h)->mapped};
   for (size_t i = 0; i < rec->nregions; i++) {
     islet_map_set(rec->regions[i].base, rec->regions[i].size, tomb);
     rec->bytes += rec->regions[i].size;
   }
   return rec;
+}
+
+bool islet_retire_heap(islet_interp_t *in, bool quarantine) {
+  retired_t *rec = islet_retire_regions(in, quarantine, false);
+  if (rec)
+    islet_reclaim_submit(in->rt, rec);
+  else
+    islet_reclaim_now(in); /* no memory for the list: give it back right here */
+  free(in);
+  return rec && quarantine;
 }
 
 void islet_interp_destroy(islet_interp_t *in, islet_leak_report_t *report) {
@@ -130,17 +151,17 @@ void islet_interp_destroy(islet_interp_t *in, islet_leak_report_t *report) {
   if (!islet_is_runtime_heap(in)) islet_run_interp_hooks(in, false);
   islet_collect(in); /* blocks freed by others are not leaks */
   *r = (islet_leak_report_t){.id = in->id, .segments = in->nsegs, .mapped = in->mapped};
-  leak_report(in, r);
-  retired_t *rec = retire_all(in, rt->cfg.teardown == ISLET_TEARDOWN_QUARANTINE);
-  r->quarantined = rec && rec->quarantine;
+  bool orphan = rt->cfg.teardown == ISLET_TEARDOWN_ORPHAN && in->blocks;
+  leak_report(in, r, !orphan);
   pthread_mutex_lock(&rt->lock);
   in->rt_prev->rt_next = in->rt_next;
   in->rt_next->rt_prev = in->rt_prev;
   pthread_mutex_unlock(&rt->lock);
-  if (rec)
-    islet_reclaim_submit(rt, rec);
+  r->orphaned = orphan;
+  if (orphan)
+    islet_orphan_adopt(in);
   else
-    islet_reclaim_now(in); /* no memory for the list: give it back right here */
-  free(in);
+    r->quarantined = islet_retire_heap(in, rt->cfg.teardown == ISLET_TEARDOWN_QUARANTINE);
+  if (!islet_is_runtime_heap(in)) islet_orphans_sweep(rt, false);
   r->teardown_ns = now_ns() - t0;
 }

@@ -118,6 +118,7 @@ void islet_reclaim_now(islet_interp_t *in) {
 }
 
 void islet_runtime_flush(islet_runtime_t *rt) {
+  islet_orphans_sweep(rt, false);
   pthread_mutex_lock(&rt->lock);
   while (rt->queue || rt->reclaiming) pthread_cond_wait(&rt->idle, &rt->lock);
   pthread_mutex_unlock(&rt->lock);

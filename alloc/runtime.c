@@ -29,10 +29,12 @@ islet_runtime_t *islet_runtime_new(const islet_config_t *cfg) {
   atomic_init(&rt->cross_free, rt->cfg.cross_free);
   pthread_mutex_init(&rt->lock, NULL);
   pthread_mutex_init(&rt->heap_lock, NULL);
+  pthread_mutex_init(&rt->orphan_lock, NULL);
   atomic_init(&rt->check_isolation, 1);
   pthread_cond_init(&rt->wake, NULL);
   pthread_cond_init(&rt->idle, NULL);
   rt->live.rt_next = rt->live.rt_prev = &rt->live;
+  rt->orphans.rt_next = rt->orphans.rt_prev = &rt->orphans;
   islet_runtime_t *none = NULL;
   atomic_compare_exchange_strong(&islet_default_rt, &none, rt);
   return rt;
@@ -52,12 +54,14 @@ void islet_runtime_destroy(islet_runtime_t *rt) {
   }
   islet_runtime_end_hooks(rt); /* shared immortals are swept here */
   if (rt->heap) islet_interp_destroy(rt->heap, NULL);
+  islet_orphans_sweep(rt, true);
   islet_reclaim_shutdown(rt);
   islet_runtime_t *self = rt;
   atomic_compare_exchange_strong(&islet_default_rt, &self, NULL);
   pthread_cond_destroy(&rt->wake);
   pthread_cond_destroy(&rt->idle);
   pthread_mutex_destroy(&rt->heap_lock);
+  pthread_mutex_destroy(&rt->orphan_lock);
   pthread_mutex_destroy(&rt->lock);
   free(rt);
 }

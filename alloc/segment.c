@@ -9,8 +9,6 @@
 #include "sanitize.h"
 #include <sys/mman.h>
 
-#define USABLE_PAGES (~(uint64_t)0 << META_PAGES)
-
 static segment_t *segment_new(islet_interp_t *in) {
   segment_t *seg = islet_backend_map(in->arena, SEG_SIZE, SEG_SIZE);
   if (!seg) return NULL;

@@ -80,8 +80,12 @@ typedef enum {
 /* What islet_interp_destroy does with the interpreter's memory. */
 typedef enum {
   ISLET_TEARDOWN_RELEASE = 0, /* give it back to the backend now */
-  ISLET_TEARDOWN_QUARANTINE   /* keep the address range reserved and
+  ISLET_TEARDOWN_QUARANTINE,  /* keep the address range reserved and
                                  inaccessible until the runtime ends */
+  ISLET_TEARDOWN_ORPHAN       /* give back what is free now; blocks still live
+                                 stay valid (another interpreter may hold
+                                 them: CPython <= 3.11 shares objects) and go
+                                 back as they are freed */
 } islet_teardown_t;
 
 typedef struct {
@@ -139,6 +143,7 @@ typedef struct {
   void *addrs[ISLET_LEAK_ADDRS]; /* the first live blocks found */
   size_t segments, mapped;       /* arenas and bytes released or quarantined */
   int quarantined;
+  int orphaned; /* ISLET_TEARDOWN_ORPHAN kept the live blocks */
   uint64_t teardown_ns;
 } islet_leak_report_t;
 
@@ -176,6 +181,11 @@ ISLET_API void islet_free(islet_interp_t *in, void *p);
 ISLET_API void islet_free_any(void *p);
 ISLET_API size_t islet_usable_size(const void *p);    /* 0 for anything not an islet block */
 ISLET_API islet_interp_t *islet_owner(const void *p); /* NULL: foreign, interior, freed owner */
+/* Nonzero when p lies in memory islet manages or managed: a live heap's, or
+ * a destroyed interpreter's while its tombstone stands (quarantine: until
+ * the runtime ends; release: until islet maps the range again).  A wrapper
+ * around another allocator routes a free by it. */
+ISLET_API int islet_contains(const void *p);
 ISLET_API islet_error_t islet_last_error(void);
 ISLET_API const char *islet_strerror(islet_error_t e);
 ISLET_API size_t islet_class_size(unsigned cls);

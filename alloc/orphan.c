@@ -1,0 +1,84 @@
+/* Orphans: ended interpreters whose blocks are still in use.
+ *
+ * Why: up to CPython 3.11 interpreters share objects (a static type's
+ * subclass list or cache resized by a sub-interpreter lives in its heap), so
+ * an object may outlive the interpreter that allocated it; quarantine would
+ * fault on it and release would hand it out again.  Under the orphan policy
+ * destroy gives back what is free at once and keeps the rest valid: the heap
+ * moves to the runtime's orphan list, keeps no empty page or segment, and
+ * ends when its last block is freed.  (mimalloc abandons a dead thread's
+ * segments the same way.)
+ *
+ * Nobody holds an orphan, so its frees are made as its owner would, under
+ * orphan_lock (api.c), never through the remote bitmaps: no free is in
+ * flight when an orphan ends.  A remote free that raced the adoption is
+ * taken back by the next tidy, which only sees it once it is complete
+ * (any_pending is its last store: remote.c).
+ */
+#include "internal.h"
+#include <stdlib.h>
+
+/* The last page of a class stays when it empties, for the next allocation;
+ * an orphan allocates no more. */
+static void drop_empty_pages(islet_interp_t *o) {
+  for (unsigned c = 0; c < ISLET_SIZE_CLASSES; c++) {
+    page_t *pg = o->pages[c];
+    if (pg && !pg->used && !pg->next) {
+      o->pages[c] = NULL;
+      o->cur[c] = &islet_empty_page;
+      islet_page_retire(o, pg);
+    }
+  }
+}
+
+static void release_empty_segments(islet_interp_t *o) {
+  retired_t *rec = islet_retire_regions(o, false, true);
+  if (rec && rec->nregions)
+    islet_reclaim_submit(o->rt, rec);
+  else
+    free(rec);
+}
+
+static void unlink_orphan(islet_interp_t *o) {
+  o->rt_prev->rt_next = o->rt_next;
+  o->rt_next->rt_prev = o->rt_prev;
+}
+
+/* orphan_lock held.  Ends o when its last block is gone. */
+void islet_orphan_tidy(islet_interp_t *o) {
+  islet_collect(o);
+  if (!o->blocks) {
+    unlink_orphan(o);
+    islet_retire_heap(o, false);
+    return;
+  }
+  drop_empty_pages(o);
+  release_empty_segments(o);
+}
+
+void islet_orphan_adopt(islet_interp_t *o) {
+  islet_runtime_t *rt = o->rt;
+  pthread_mutex_lock(&rt->orphan_lock);
+  o->rt_next = rt->orphans.rt_next;
+  o->rt_prev = &rt->orphans;
+  rt->orphans.rt_next->rt_prev = o;
+  rt->orphans.rt_next = o;
+  atomic_store_explicit(&o->orphaned, true, memory_order_release);
+  islet_orphan_tidy(o);
+  pthread_mutex_unlock(&rt->orphan_lock);
+}
+
+/* On every destroy and flush (end_all: when the runtime ends). */
+void islet_orphans_sweep(islet_runtime_t *rt, bool end_all) {
+  pthread_mutex_lock(&rt->orphan_lock);
+  for (islet_interp_t *o = rt->orphans.rt_next, *next; o != &rt->orphans; o = next) {
+    next = o->rt_next;
+    if (!end_all) {
+      islet_orphan_tidy(o);
+      continue;
+    }
+    unlink_orphan(o);
+    islet_retire_heap(o, false);
+  }
+  pthread_mutex_unlock(&rt->orphan_lock);
+}

@@ -1,0 +1,27 @@
+/* Shared between the files of libislet-cpython (not installed). */
+#ifndef ISLET_CPYTHON_INTERNAL_H
+#define ISLET_CPYTHON_INTERNAL_H
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdatomic.h>
+
+#include "islet_cpython.h"
+
+/* interps.c: the table of interpreters and their heaps */
+void islet_py_start(islet_runtime_t *rt, size_t limit);
+islet_interp_t *islet_py_heap_slow(PyInterpreterState *py);
+/* p is being freed by PyMem_RawFree: if it is an interpreter's state, that
+ * interpreter has ended. */
+void islet_py_raw_freeing(void *p);
+/* Py_AtExit: the main interpreter (and any other left) has ended. */
+void islet_py_end_all(void);
+
+extern _Atomic unsigned islet_py_gen; /* bumped when an interpreter ends */
+typedef struct {
+  PyInterpreterState *py;
+  islet_interp_t *heap;
+  unsigned gen;
+} islet_py_cache_t;
+extern _Thread_local islet_py_cache_t islet_py_cache;
+
+#endif

@@ -1,0 +1,112 @@
+/* The allocator CPython calls: islet behind PyMem_SetAllocator.
+ *
+ * Why: MEM and OBJ calls hold the interpreter's lock, so each can go to the
+ * calling thread's interpreter's heap with islet's one-thread-at-a-time
+ * fast path.  RAW calls come from any thread with no lock held; they stay
+ * with CPython's allocator, and only their frees are watched (interps.c).
+ * Every block islet did not make goes back to the allocator it wraps: what
+ * was allocated before the install, or while no thread state existed.
+ */
+#include "cpython.h"
+
+static PyMemAllocatorEx prev_mem, prev_obj, prev_raw;
+static int installed;
+
+#if PY_VERSION_HEX >= 0x030D0000
+#define current_tstate PyThreadState_GetUnchecked
+#else
+#define current_tstate _PyThreadState_UncheckedGet
+#endif
+
+islet_interp_t *islet_cpython_heap(void) {
+  PyThreadState *ts = current_tstate();
+  if (!ts) return NULL;
+  islet_py_cache_t *c = &islet_py_cache;
+  if (c->py == ts->interp && c->gen == atomic_load_explicit(&islet_py_gen, memory_order_acquire))
+    return c->heap;
+  return islet_py_heap_slow(ts->interp);
+}
+
+static void *h_malloc(void *ctx, size_t n) {
+  islet_interp_t *in = islet_cpython_heap();
+  const PyMemAllocatorEx *prev = ctx;
+  return in ? islet_malloc(in, n) : prev->malloc(prev->ctx, n);
+}
+
+static void *h_calloc(void *ctx, size_t n, size_t size) {
+  islet_interp_t *in = islet_cpython_heap();
+  const PyMemAllocatorEx *prev = ctx;
+  return in ? islet_calloc(in, n, size) : prev->calloc(prev->ctx, n, size);
+}
+
+static void h_free(void *ctx, void *p) {
+  const PyMemAllocatorEx *prev = ctx;
+  if (!islet_contains(p)) {
+    prev->free(prev->ctx, p);
+    return;
+  }
+  islet_interp_t *in = islet_cpython_heap();
+  if (in)
+    islet_free(in, p);
+  else
+    islet_free_any(p);
+}
+
+/* A block moves heaps only by copy: islet's into the caller's heap (a cross
+ * free of the old one), the wrapped allocator's stays there. */
+static void *h_realloc(void *ctx, void *p, size_t n) {
+  const PyMemAllocatorEx *prev = ctx;
+  if (p && !islet_contains(p)) return prev->realloc(prev->ctx, p, n);
+  islet_interp_t *in = islet_cpython_heap();
+  if (in) return islet_realloc(in, p, n);
+  if (!p) return prev->realloc(prev->ctx, NULL, n);
+  size_t old = islet_usable_size(p); /* no thread state: out of islet */
+  void *q = old ? prev->malloc(prev->ctx, n) : NULL;
+  if (q) {
+    memcpy(q, p, old < n ? old : n);
+    islet_free_any(p);
+  }
+  return q;
+}
+
+static void raw_free(void *ctx, void *p) {
+  islet_py_raw_freeing(p);
+  prev_raw.free(ctx, p);
+}
+
+static void *raw_malloc(void *ctx, size_t n) {
+  return prev_raw.malloc(ctx, n);
+}
+static void *raw_calloc(void *ctx, size_t n, size_t size) {
+  return prev_raw.calloc(ctx, n, size);
+}
+static void *raw_realloc(void *ctx, void *p, size_t n) {
+  return prev_raw.realloc(ctx, p, n);
+}
+
+/* Wraps what the domain has now, unless that is islet already. */
+static void wrap(PyMemAllocatorDomain d, PyMemAllocatorEx *prev, PyMemAllocatorEx mine) {
+  PyMemAllocatorEx now;
+  PyMem_GetAllocator(d, &now);
+  if (now.malloc == mine.malloc) return;
+  *prev = now;
+  if (d == PYMEM_DOMAIN_RAW) mine.ctx = now.ctx;
+  PyMem_SetAllocator(d, &mine);
+}
+
+int islet_cpython_install(const islet_cpython_config_t *cfg) {
+  if (!installed) {
+    islet_config_t def = {.teardown = ISLET_TEARDOWN_ORPHAN};
+    islet_runtime_t *rt = islet_runtime_new(cfg && cfg->runtime ? cfg->runtime : &def);
+    if (!rt) return ISLET_ENOMEM;
+    islet_py_start(rt, cfg ? cfg->limit : 0);
+    installed = 1;
+  }
+  wrap(PYMEM_DOMAIN_RAW, &prev_raw,
+       (PyMemAllocatorEx){NULL, raw_malloc, raw_calloc, raw_realloc, raw_free});
+  wrap(PYMEM_DOMAIN_MEM, &prev_mem,
+       (PyMemAllocatorEx){&prev_mem, h_malloc, h_calloc, h_realloc, h_free});
+  wrap(PYMEM_DOMAIN_OBJ, &prev_obj,
+       (PyMemAllocatorEx){&prev_obj, h_malloc, h_calloc, h_realloc, h_free});
+  return 0;
+}

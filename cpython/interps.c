@@ -1,0 +1,149 @@
+/* CPython interpreters and their islet heaps.
+ *
+ * Why: a heap is made the first time an interpreter allocates, and must be
+ * retired exactly when that interpreter has ended, with no help from the
+ * interpreter (Py_EndInterpreter cannot be interposed: Debian's python3 links
+ * libpython statically and its libpython uses -fno-semantic-interposition).
+ * Two signals are enough: a sub-interpreter's state is the last thing its
+ * deletion frees, with PyMem_RawFree, which islet watches; the main
+ * interpreter's is static, so Py_AtExit (called at the end of Py_FinalizeEx,
+ * after every object is gone) ends it and whatever else is left.
+ *
+ * A slot maps a PyInterpreterState to its heap.  Slots are read without the
+ * lock (the RawFree watch runs on any thread); they change under it.  A
+ * thread caches its last lookup, tagged with a generation that every retire
+ * bumps, because a new interpreter may get the address of an ended one.
+ */
+#include "cpython.h"
+#include <pthread.h>
+#include <stdlib.h>
+
+#define SLOTS 4096 /* interpreters alive at once; beyond, the wrapped allocator */
+
+typedef struct {
+  _Atomic(PyInterpreterState *) py;
+  islet_interp_t *heap;
+  long long id;
+} slot_t;
+
+static slot_t slots[SLOTS];
+static _Atomic size_t nslots; /* high-water mark of used slots */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static islet_runtime_t *rt;
+static size_t limit;
+static unsigned round_ = 1;
+static int atexit_armed;
+static islet_cpython_record_t *ended;
+static size_t nended, capended;
+
+_Atomic unsigned islet_py_gen;
+_Thread_local islet_py_cache_t islet_py_cache;
+
+void islet_py_start(islet_runtime_t *r, size_t lim) {
+  rt = r;
+  limit = lim;
+}
+
+static slot_t *find(const void *py) {
+  size_t n = atomic_load_explicit(&nslots, memory_order_acquire);
+  for (size_t i = 0; i < n; i++)
+    if (atomic_load_explicit(&slots[i].py, memory_order_acquire) == py) return &slots[i];
+  return NULL;
+}
+
+static slot_t *add(PyInterpreterState *py) {
+  slot_t *s = find(NULL);
+  if (!s) {
+    size_t n = atomic_load_explicit(&nslots, memory_order_relaxed);
+    if (n == SLOTS) return NULL;
+    s = &slots[n];
+    atomic_store_explicit(&nslots, n + 1, memory_order_release);
+  }
+  s->heap = islet_interp_new(rt);
+  if (!s->heap) return NULL;
+  islet_interp_set_limit(s->heap, limit);
+  s->id = (long long)PyInterpreterState_GetID(py);
+  atomic_store_explicit(&s->py, py, memory_order_release);
+  if (!atexit_armed) /* Py_FinalizeEx runs and forgets its exit functions */
+    atexit_armed = Py_AtExit(islet_py_end_all) == 0;
+  return s;
+}
+
+islet_interp_t *islet_py_heap_slow(PyInterpreterState *py) {
+  pthread_mutex_lock(&lock);
+  slot_t *s = find(py);
+  if (!s) s = add(py);
+  islet_interp_t *heap = s ? s->heap : NULL;
+  pthread_mutex_unlock(&lock);
+  if (heap)
+    islet_py_cache =
+        (islet_py_cache_t){py, heap, atomic_load_explicit(&islet_py_gen, memory_order_acquire)};
+  return heap;
+}
+
+static void record(const slot_t *s, const islet_stats_t *st, const islet_leak_report_t *r) {
+  if (nended == capended) {
+    size_t cap = capended ? 2 * capended : 64;
+    islet_cpython_record_t *grown = realloc(ended, cap * sizeof *grown);
+    if (!grown) return; /* the table loses a row, nothing else */
+    ended = grown;
+    capended = cap;
+  }
+  ended[nended++] =
+      (islet_cpython_record_t){s->id, round_, 1, *st, r ? r->blocks : 0, r ? r->bytes : 0};
+}
+
+/* Under the lock.  The slot empties before the heap goes, and the bump makes
+ * every thread's cache miss, so nothing reaches the retired heap through
+ * the table again. */
+static void retire(slot_t *s) {
+  islet_stats_t st;
+  islet_leak_report_t r;
+  islet_interp_t *heap = s->heap;
+  atomic_store_explicit(&s->py, NULL, memory_order_release);
+  atomic_fetch_add_explicit(&islet_py_gen, 1, memory_order_release);
+  islet_interp_collect(heap);
+  islet_interp_stats(heap, &st);
+  islet_interp_destroy(heap, &r);
+  record(s, &st, &r);
+}
+
+void islet_py_raw_freeing(void *p) {
+  if (!p || !find(p)) return;
+  pthread_mutex_lock(&lock);
+  slot_t *s = find(p);
+  if (s) retire(s);
+  pthread_mutex_unlock(&lock);
+}
+
+void islet_py_end_all(void) {
+  pthread_mutex_lock(&lock);
+  size_t n = atomic_load_explicit(&nslots, memory_order_relaxed);
+  for (size_t i = 0; i < n; i++)
+    if (atomic_load_explicit(&slots[i].py, memory_order_relaxed)) retire(&slots[i]);
+  round_++;
+  atexit_armed = 0;
+  pthread_mutex_unlock(&lock);
+}
+
+size_t islet_cpython_records(islet_cpython_record_t *out, size_t max) {
+  pthread_mutex_lock(&lock);
+  size_t k = 0;
+  for (; k < nended; k++)
+    if (k < max) out[k] = ended[k];
+  size_t n = atomic_load_explicit(&nslots, memory_order_relaxed);
+  for (size_t i = 0; i < n; i++) {
+    if (!atomic_load_explicit(&slots[i].py, memory_order_relaxed)) continue;
+    if (k < max) {
+      out[k] = (islet_cpython_record_t){.id = slots[i].id, .round = round_};
+      islet_interp_stats(slots[i].heap, &out[k].stats);
+    }
+    k++;
+  }
+  pthread_mutex_unlock(&lock);
+  return k;
+}
+
+islet_runtime_t *islet_cpython_runtime(void) {
+  return rt;
+}

@@ -1,0 +1,63 @@
+/* islet inside CPython: every interpreter allocates from its own islet heap.
+ *
+ * Why: CPython's interpreters share one allocator (pymalloc), so a finalized
+ * sub-interpreter's leftovers stay in the process (gh-110411), an object of
+ * one interpreter can be freed by another unseen, and nothing is counted per
+ * interpreter.  islet_cpython_install puts islet behind PyMem_SetAllocator
+ * for the MEM and OBJ domains and routes each call to the heap of the
+ * calling thread's interpreter.  Blocks islet did not allocate (from before
+ * the install, or made with no thread state) stay with the allocator it
+ * wraps.  When an interpreter ends, its heap is retired under the teardown
+ * policy and its numbers are kept for islet_cpython_report.
+ *
+ * Embedding:
+ *   Py_PreInitialize(&preconfig);
+ *   islet_cpython_install(NULL);   // after PYTHONMALLOC has been applied
+ *   Py_Initialize();
+ * After Py_Finalize, call both again before the next Py_Initialize: CPython
+ * re-applies PYTHONMALLOC then and islet re-installs on top (otherwise the
+ * second call does nothing).  An unmodified python3 gets the same through
+ * the LD_PRELOAD shim: `islet run -- python3 ...`.
+ */
+#ifndef ISLET_CPYTHON_H
+#define ISLET_CPYTHON_H
+#include "islet.h"
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+  /* NULL: cross-interpreter frees deferred, bad frees reported, teardown
+   * orphan.  Up to 3.11 interpreters share objects (static types' caches and
+   * subclass lists, interned strings), so a block may outlive its
+   * interpreter: orphan keeps such blocks valid and releases the rest;
+   * quarantine would fault on them and release would reuse them. */
+  const islet_config_t *runtime;
+  size_t limit; /* bytes per interpreter, 0 = none; over it Python raises MemoryError */
+} islet_cpython_config_t;
+
+/* 0, or ISLET_ENOMEM.  A later call with the hooks still in place changes
+ * nothing (the first configuration stays). */
+ISLET_API int islet_cpython_install(const islet_cpython_config_t *cfg);
+ISLET_API islet_runtime_t *islet_cpython_runtime(void);
+/* The heap of the calling thread's interpreter; NULL without a thread state. */
+ISLET_API islet_interp_t *islet_cpython_heap(void);
+
+typedef struct {
+  long long id;   /* CPython's interpreter id */
+  unsigned round; /* the Py_Initialize it belongs to, from 1 */
+  int ended;
+  islet_stats_t stats;                /* when it ended, or now */
+  size_t leaked_blocks, leaked_bytes; /* live when it ended */
+} islet_cpython_record_t;
+
+/* Copies up to max records (ended interpreters, then live ones) into out
+ * and returns how many there are. */
+ISLET_API size_t islet_cpython_records(islet_cpython_record_t *out, size_t max);
+/* The table of every interpreter seen, as text or as JSON. */
+ISLET_API int islet_cpython_report(FILE *out, int json);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
