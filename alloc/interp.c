@@ -148,7 +148,8 @@ void islet_interp_destroy(islet_interp_t *in, islet_leak_report_t *report) {
   islet_runtime_t *rt = in->rt;
   islet_leak_report_t local;
   islet_leak_report_t *r = report ? report : &local;
-  if (!islet_is_runtime_heap(in)) islet_run_interp_hooks(in, false);
+  bool runtime_heap = islet_is_runtime_heap(in);
+  if (!runtime_heap) islet_run_interp_hooks(in, false);
   islet_collect(in); /* blocks freed by others are not leaks */
   *r = (islet_leak_report_t){.id = in->id, .segments = in->nsegs, .mapped = in->mapped};
   bool orphan = rt->cfg.teardown == ISLET_TEARDOWN_ORPHAN && in->blocks;
@@ -162,6 +163,6 @@ void islet_interp_destroy(islet_interp_t *in, islet_leak_report_t *report) {
     islet_orphan_adopt(in);
   else
     r->quarantined = islet_retire_heap(in, rt->cfg.teardown == ISLET_TEARDOWN_QUARANTINE);
-  if (!islet_is_runtime_heap(in)) islet_orphans_sweep(rt, false);
+  if (!runtime_heap) islet_orphans_sweep(rt, false);
   r->teardown_ns = now_ns() - t0;
 }

@@ -3,7 +3,7 @@
  *
  * Why: finalization is where multi-interpreter runtimes break (CPython's own
  * fuzzers never finalize), so the input drives create/destroy of
- * interpreters under both teardown policies, allocation of every kind, cross
+ * interpreters under every teardown policy, allocation of every kind, cross
  * frees, free lists, singletons, immortals and limits, and ends the runtime
  * with interpreters still alive.  The model knows which blocks are live and
  * who owns them.  After every step the heap's stats must agree with it; after
@@ -11,7 +11,7 @@
  * under the release policy none of the interpreter's memory may stay mapped
  * once the reclaimer is done (checked with mincore on the system backend).
  *
- * Input: one byte of policy (bit 0 teardown, bits 1-3 singletons, bits 2-5
+ * Input: one byte of policy (bits 0-1 teardown, bits 2-4 singletons, bits 2-5
  * the end order, bits 6-7 both set: reclaim on the runtime's thread), then
  * operations of 4 bytes: opcode, slot, and a 16-bit argument.
  */
@@ -37,7 +37,10 @@ typedef struct {
 static islet_runtime_t *rt;
 static islet_interp_t *in[SLOTS];
 static block_t blocks[MAXB];
-static int nblocks, events, release_policy;
+#define ORPHAN (-1) /* the slot of a block whose interpreter ended under orphan */
+
+static int nblocks, events;
+static islet_teardown_t teardown;
 static size_t singletons_each; /* blocks each interpreter's singletons hold */
 static int preset; /* 0 none, the CPython preset per interpreter (1) or shared (2), 3 small */
 static size_t bytes_before;          /* of the stepping interpreter, before the step */
@@ -117,20 +120,21 @@ static size_t table_ids(void) {
 }
 
 static void start(uint8_t policy) {
-  release_policy = !(policy & 1);
-  islet_config_t cfg = {.teardown =
-                            release_policy ? ISLET_TEARDOWN_RELEASE : ISLET_TEARDOWN_QUARANTINE,
+  static const islet_teardown_t policies[4] = {ISLET_TEARDOWN_RELEASE, ISLET_TEARDOWN_QUARANTINE,
+                                               ISLET_TEARDOWN_ORPHAN, ISLET_TEARDOWN_ORPHAN};
+  teardown = policies[policy & 3];
+  islet_config_t cfg = {.teardown = teardown,
                         /* the reclaim thread for a quarter of the inputs: its
                          * start, hand-off and wake-ups dominate a short input */
                         .reclaim_inline = (policy & 0xc0) != 0xc0,
                         .on_event = on_event};
   rt = islet_runtime_new(&cfg);
   islet_freelists_register(rt, islet_freelist_cpython, ISLET_FL_CPYTHON_KINDS);
-  /* bits 1-3: the CPython preset per interpreter (0) or shared (1), none
+  /* bits 2-4: the CPython preset per interpreter (0) or shared (1), none
    * (2, 3) or the small table (4-7).  The preset is rare: its 782 objects
    * per interpreter would dominate every input. */
   static const int presets[8] = {1, 2, 0, 0, 3, 3, 3, 3};
-  preset = presets[policy >> 1 & 7];
+  preset = presets[policy >> 2 & 7];
   if (preset == 1 || preset == 2)
     islet_singletons_cpython(rt, preset == 1 ? ISLET_PER_INTERPRETER : ISLET_SHARED_IMMORTAL);
   for (unsigned id = 0; preset == 3 && id < SMALL_IDS; id++) {
@@ -151,9 +155,11 @@ static int mapped(const void *p) {
 }
 #endif
 
-/* After a destroy the leak report names exactly the model's live blocks;
- * once the reclaimer is done none of them has an owner and, released on the
- * system backend, none is mapped (checked before anything can reuse it). */
+/* After a destroy the leak report names exactly the model's live blocks.
+ * Under orphan they stay valid and owned, and other interpreters free them
+ * later; otherwise, once the reclaimer is done, none of them has an owner
+ * and, released on the system backend, none is mapped (checked before
+ * anything can reuse it). */
 static void destroy(int s) {
   islet_leak_report_t r;
   size_t expect = live_in(s);
@@ -163,16 +169,24 @@ static void destroy(int s) {
   islet_runtime_flush(rt);
   for (int i = nblocks - 1; i >= 0; i--) {
     if (blocks[i].slot != s) continue;
+    int found = 0;
+    for (size_t k = 0; k < r.naddrs; k++) found |= r.addrs[k] == blocks[i].p;
+    if (!found && expect <= ISLET_LEAK_ADDRS) fail("a live block is missing from the report");
+    if (teardown == ISLET_TEARDOWN_ORPHAN) { /* still valid, freed by others from now on */
+      if (!islet_owner(blocks[i].p)) fail("an orphaned block lost its owner");
+      check_stamp(&blocks[i]);
+      blocks[i].slot = ORPHAN;
+      blocks[i].freelist_kind = 0; /* its free list is gone: a plain free now */
+      continue;
+    }
     block_t b = blocks[i];
     blocks[i] = blocks[--nblocks];
-    int found = 0;
-    for (size_t k = 0; k < r.naddrs; k++) found |= r.addrs[k] == b.p;
-    if (!found && expect <= ISLET_LEAK_ADDRS) fail("a live block is missing from the report");
     if (islet_owner(b.p)) fail("a destroyed interpreter's block still has an owner");
 #ifdef ISLET_FUZZ_SYSTEM_BACKEND
-    if (release_policy && mapped(b.p)) fail("released memory is still mapped");
+    if (teardown == ISLET_TEARDOWN_RELEASE && mapped(b.p)) fail("released memory is still mapped");
 #endif
-    if (!release_policy && nretired < MAXB) retired[nretired++] = b.p; /* never reused */
+    if (teardown == ISLET_TEARDOWN_QUARANTINE && nretired < MAXB)
+      retired[nretired++] = b.p; /* never reused */
   }
 }
 
@@ -299,7 +313,7 @@ static void step(uint8_t op, int s, uint16_t arg) {
     if (nblocks && !blocks[arg % nblocks].freelist_kind && blocks[arg % nblocks].size) {
       block_t b = take(arg % nblocks);
       int before = events;
-      islet_free(in[b.slot], b.p);
+      islet_free(b.slot == ORPHAN ? in[s] : in[b.slot], b.p);
       islet_free(in[s], b.p); /* a double free: reported, nothing changes */
       if (events != before + 1) fail("a double free was not reported exactly once");
     }
