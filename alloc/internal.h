@@ -120,7 +120,7 @@ typedef struct {
 typedef struct retired {
   struct retired *next;
   unsigned arena, id;
-  bool quarantine;
+  bool quarantine, partial; /* partial: the heap lives on (orphan.c) */
   size_t nregions, bytes;
   region_t regions[];
 } retired_t;

@@ -113,7 +113,8 @@ retired_t *islet_retire_regions(islet_interp_t *in, bool quarantine, bool empty_
   size_t n = in->nsegs + in->nlarge;
   retired_t *rec = malloc(sizeof *rec + n * sizeof(region_t));
   if (!rec) return NULL;
-  *rec = (retired_t){.arena = in->arena, .id = in->id, .quarantine = quarantine};
+  *rec = (retired_t){
+      .arena = in->arena, .id = in->id, .quarantine = quarantine, .partial = empty_only};
   uintptr_t tomb = (uintptr_t)in->id << 2 | (quarantine ? TOMB_QUARANTINED : TOMB_RELEASED);
   for (seghdr_t *h = in->segs.next, *next; h != &in->segs; h = next) {
     next = h->next;

@@ -31,9 +31,11 @@ static void unpoison(region_t *r) {
     if (seg->pages[i].nblocks) san_unpoison(page_block(&seg->pages[i], 0), PAGE_SIZE);
 }
 
-static void region_release(unsigned arena, region_t *r, bool protected) {
+/* partial: some regions of a heap that lives on (an orphan's empty
+ * segments), so its arena stays and each region goes back by itself. */
+static void region_release(unsigned arena, region_t *r, bool protected, bool partial) {
   if (protected) mprotect(r->base, r->size, PROT_READ | PROT_WRITE);
-  if (!islet_backend_destroy_frees_all) islet_backend_unmap(arena, r->base, r->size);
+  if (partial || !islet_backend_destroy_frees_all) islet_backend_unmap(arena, r->base, r->size);
 }
 
 static void release(retired_t *rec) {
@@ -41,9 +43,9 @@ static void release(retired_t *rec) {
     if (rec->quarantine) /* the runtime ends: the range may be reused now */
       islet_map_set(rec->regions[i].base, rec->regions[i].size,
                     (uintptr_t)rec->id << 2 | TOMB_RELEASED);
-    region_release(rec->arena, &rec->regions[i], rec->quarantine);
+    region_release(rec->arena, &rec->regions[i], rec->quarantine, rec->partial);
   }
-  islet_backend_arena_destroy(rec->arena);
+  if (!rec->partial) islet_backend_arena_destroy(rec->arena);
   free(rec);
 }
 
@@ -112,7 +114,7 @@ void islet_reclaim_now(islet_interp_t *in) {
       region_t r = {h, h->kind == KIND_LARGE ? ((large_t *)h)->mapped : SEG_SIZE};
       islet_map_set(h, r.size, (uintptr_t)in->id << 2 | TOMB_RELEASED);
       unpoison(&r);
-      region_release(in->arena, &r, false);
+      region_release(in->arena, &r, false, false);
     }
   islet_backend_arena_destroy(in->arena);
 }

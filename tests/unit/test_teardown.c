@@ -151,6 +151,37 @@ Test(teardown, background_reclaim_starts_one_thread) {
   cr_assert_eq(nthreads(), before + 1);
 }
 
+/* Orphan: live blocks stay valid and owned while other interpreters churn
+ * (memory the orphan gave back would be reused by then), empty segments go
+ * at once, and the heap ends with its last block. */
+Test(teardown, orphan_keeps_live_blocks_and_releases_the_rest) {
+  capture_runtime(ISLET_CROSS_DEFER, ISLET_BAD_REPORT, ISLET_TEARDOWN_ORPHAN);
+  islet_interp_t *a = islet_interp_new(rt), *b = islet_interp_new(rt);
+  enum { N = 12000 }; /* 1 KiB blocks: three segments */
+  static char *blk[N];
+  for (int i = 0; i < N; i++) blk[i] = islet_malloc(a, 1024);
+  char *keep = blk[0], *big = islet_malloc(a, 1 << 20), *last = blk[N - 1];
+  for (int i = 1; i < N; i++) islet_free(a, blk[i]);
+  memset(keep, 0x5a, 1024);
+  memset(big, 0xa5, 1 << 20);
+  unsigned id = islet_interp_id(a);
+  islet_leak_report_t r;
+  islet_interp_destroy(a, &r);
+  cr_assert(r.orphaned);
+  cr_assert_eq(r.blocks, 2);
+  islet_runtime_flush(rt);
+  cr_assert_not_null(islet_owner(keep));
+  cr_assert_null(islet_owner(last), "an empty segment of an orphan must be released");
+  for (int i = 0; i < 3 * N; i++) memset(islet_malloc(b, 1024), 0xee, 1024);
+  for (int i = 0; i < 1024; i++) cr_assert_eq((unsigned char)keep[i], 0x5a);
+  for (int i = 0; i < 1 << 20; i += 4096) cr_assert_eq((unsigned char)big[i], 0xa5);
+  islet_free(b, keep);
+  islet_free(b, big); /* the last block: the orphan ends */
+  expect_no_event();
+  islet_free(b, keep);
+  expect_one_event(ISLET_EDESTROYED, keep, id);
+}
+
 Test(teardown, runtime_destroy_ends_live_interpreters) {
   setup_default();
   for (int i = 0; i < 5; i++) {
