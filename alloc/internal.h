@@ -60,6 +60,7 @@ typedef struct seghdr {
 typedef struct segment {
   seghdr_t h;
   uint64_t free_pages;      /* bit i: page i is free (owner only) */
+  uint64_t purged;          /* bit i: free page i's memory went back (orphan.c) */
   _Atomic uint64_t pending; /* bit i: page i has remote frees */
   page_t pages[SEG_PAGES];  /* 0 .. META_PAGES-1 are unused */
 } segment_t;
@@ -108,6 +109,7 @@ struct islet_interp {
   void *ext[EXT_SLOTS];              /* per-interpreter state of freelists/, singletons/ */
   bool runtime_heap;                 /* the runtime's own heap (hooks.c) */
   _Atomic bool orphaned;             /* ended, blocks still live (orphan.c) */
+  size_t orphan_mapped;              /* mapped at the orphan's last purge */
 };
 
 /* The regions of a destroyed interpreter, listed outside them (a
@@ -215,10 +217,12 @@ static inline bool map_is_hdr(uintptr_t w) {
 
 /* backend.c */
 int islet_backend_arena_new(unsigned *arena);
-void islet_backend_arena_destroy(unsigned arena);
+/* Gives what the arena was given back to the kernel now. */
+void islet_backend_arena_purge(unsigned arena);
+/* All of the arena's regions are unmapped: it may serve another heap. */
+void islet_backend_arena_release(unsigned arena);
 void *islet_backend_map(unsigned arena, size_t size, size_t align);
 void islet_backend_unmap(unsigned arena, void *p, size_t size);
-extern const bool islet_backend_destroy_frees_all;
 extern const char islet_backend_name[];
 
 /* segment.c */

@@ -5,9 +5,9 @@
  * an object may outlive the interpreter that allocated it; quarantine would
  * fault on it and release would hand it out again.  Under the orphan policy
  * destroy gives back what is free at once and keeps the rest valid: the heap
- * moves to the runtime's orphan list, keeps no empty page or segment, and
- * ends when its last block is freed.  (mimalloc abandons a dead thread's
- * segments the same way.)
+ * moves to the runtime's orphan list, keeps no empty page or segment nor the
+ * memory of a free page, and ends when its last block is freed.  (mimalloc
+ * abandons a dead thread's segments the same way.)
  *
  * Nobody holds an orphan, so its frees are made as its owner would, under
  * orphan_lock (api.c), never through the remote bitmaps: no free is in
@@ -17,6 +17,7 @@
  */
 #include "internal.h"
 #include <stdlib.h>
+#include <sys/mman.h>
 
 /* The last page of a class stays when it empties, for the next allocation;
  * an orphan allocates no more. */
@@ -28,6 +29,18 @@ static void drop_empty_pages(islet_interp_t *o) {
       o->cur[c] = &islet_empty_page;
       islet_page_retire(o, pg);
     }
+  }
+}
+
+/* A live heap keeps a free page's memory for its next allocation, until the
+ * whole segment is free; an orphan allocates no more, so it goes now. */
+static void purge_free_pages(islet_interp_t *o) {
+  for (seghdr_t *h = o->segs.next; h != &o->segs; h = h->next) {
+    segment_t *seg = (segment_t *)h;
+    uint64_t todo = seg->free_pages & ~seg->purged;
+    seg->purged |= todo;
+    for (; todo; todo &= todo - 1)
+      madvise((char *)seg + (size_t)__builtin_ctzll(todo) * PAGE_SIZE, PAGE_SIZE, MADV_DONTNEED);
   }
 }
 
@@ -54,6 +67,9 @@ void islet_orphan_tidy(islet_interp_t *o) {
   }
   drop_empty_pages(o);
   release_empty_segments(o);
+  purge_free_pages(o);
+  if (o->mapped < o->orphan_mapped) islet_backend_arena_purge(o->arena);
+  o->orphan_mapped = o->mapped;
 }
 
 void islet_orphan_adopt(islet_interp_t *o) {
@@ -64,6 +80,7 @@ void islet_orphan_adopt(islet_interp_t *o) {
   rt->orphans.rt_next->rt_prev = o;
   rt->orphans.rt_next = o;
   atomic_store_explicit(&o->orphaned, true, memory_order_release);
+  o->orphan_mapped = SIZE_MAX; /* what it freed while alive goes too */
   islet_orphan_tidy(o);
   pthread_mutex_unlock(&rt->orphan_lock);
 }

@@ -31,11 +31,9 @@ static void unpoison(region_t *r) {
     if (seg->pages[i].nblocks) san_unpoison(page_block(&seg->pages[i], 0), PAGE_SIZE);
 }
 
-/* partial: some regions of a heap that lives on (an orphan's empty
- * segments), so its arena stays and each region goes back by itself. */
-static void region_release(unsigned arena, region_t *r, bool protected, bool partial) {
+static void region_release(unsigned arena, region_t *r, bool protected) {
   if (protected) mprotect(r->base, r->size, PROT_READ | PROT_WRITE);
-  if (partial || !islet_backend_destroy_frees_all) islet_backend_unmap(arena, r->base, r->size);
+  islet_backend_unmap(arena, r->base, r->size);
 }
 
 static void release(retired_t *rec) {
@@ -43,9 +41,9 @@ static void release(retired_t *rec) {
     if (rec->quarantine) /* the runtime ends: the range may be reused now */
       islet_map_set(rec->regions[i].base, rec->regions[i].size,
                     (uintptr_t)rec->id << 2 | TOMB_RELEASED);
-    region_release(rec->arena, &rec->regions[i], rec->quarantine, rec->partial);
+    region_release(rec->arena, &rec->regions[i], rec->quarantine);
   }
-  if (!rec->partial) islet_backend_arena_destroy(rec->arena);
+  if (!rec->partial) islet_backend_arena_release(rec->arena); /* an orphan's lives on */
   free(rec);
 }
 
@@ -91,6 +89,10 @@ static void *reclaimer(void *arg) {
 }
 
 void islet_reclaim_submit(islet_runtime_t *rt, retired_t *rec) {
+  if (rec->partial) { /* done now: the orphan's arena must not be released before */
+    process(rt, rec);
+    return;
+  }
   pthread_mutex_lock(&rt->lock);
   if (!rt->reclaimer_started && !rt->cfg.reclaim_inline)
     rt->reclaimer_started = pthread_create(&rt->reclaimer, NULL, reclaimer, rt) == 0;
@@ -114,9 +116,9 @@ void islet_reclaim_now(islet_interp_t *in) {
       region_t r = {h, h->kind == KIND_LARGE ? ((large_t *)h)->mapped : SEG_SIZE};
       islet_map_set(h, r.size, (uintptr_t)in->id << 2 | TOMB_RELEASED);
       unpoison(&r);
-      region_release(in->arena, &r, false, false);
+      region_release(in->arena, &r, false);
     }
-  islet_backend_arena_destroy(in->arena);
+  islet_backend_arena_release(in->arena);
 }
 
 void islet_runtime_flush(islet_runtime_t *rt) {

@@ -17,6 +17,7 @@ static segment_t *segment_new(islet_interp_t *in) {
   seg->h.owner = in;
   seg->h.owner_id = in->id;
   seg->free_pages = USABLE_PAGES;
+  seg->purged = 0;
   atomic_init(&seg->pending, 0);
   for (size_t i = 0; i < SEG_PAGES; i++) {
     seg->pages[i].nblocks = 0; /* a pointer into a never-used page is interior */

@@ -4,6 +4,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 TestSuite(teardown, .fini = teardown_runtime);
 
@@ -201,4 +202,55 @@ Test(teardown, many_create_destroy_cycles) {
     cr_assert_eq(r.blocks, 100);
     cr_assert_eq(r.id, (unsigned)i + 1);
   }
+}
+
+static long rss_kib(void) {
+  long pages = 0, resident = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  cr_assert(f && fscanf(f, "%ld %ld", &pages, &resident) == 2);
+  fclose(f);
+  return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* One interpreter's life: small blocks over many pages and a large block,
+ * left to teardown (release), or outliving the interpreter and freed by
+ * another one after it ended (orphan). */
+static void one_life(islet_interp_t *other) {
+  islet_interp_t *in = islet_interp_new(rt);
+  enum { N = 300 };
+  void *p[N + 1];
+  for (int k = 0; k < N; k++) memset(p[k] = islet_malloc(in, 1000), 1, 1000);
+  memset(p[N] = islet_malloc(in, 200000), 2, 200000);
+  islet_interp_destroy(in, NULL);
+  for (int k = 0; other && k <= N; k++) islet_free(other, p[k]);
+}
+
+#ifndef __has_feature
+#define __has_feature(x) 0
+#endif
+#if defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer)
+#define UNDER_ASAN 1 /* its quarantine keeps the runtime's own frees resident */
+#else
+#define UNDER_ASAN 0
+#endif
+
+/* An embedder ends interpreters by the thousand (CPython sub-interpreters):
+ * nothing of an ended one may stay, whatever the backend keeps per arena. */
+static void lives_leave_nothing(islet_teardown_t teardown) {
+  if (UNDER_ASAN) cr_skip_test("RSS is not islet's under ASan");
+  capture_config((islet_config_t){.teardown = teardown, .reclaim_inline = 1});
+  islet_interp_t *other = teardown == ISLET_TEARDOWN_ORPHAN ? islet_interp_new(rt) : NULL;
+  for (int i = 0; i < 100; i++) one_life(other);
+  long before = rss_kib();
+  for (int i = 0; i < 2000; i++) one_life(other);
+  long grown = rss_kib() - before;
+  cr_assert_lt(grown, 1024, "2,000 interpreter lives grew RSS by %ld KiB", grown);
+}
+
+Test(teardown, release_lives_leave_nothing_resident) {
+  lives_leave_nothing(ISLET_TEARDOWN_RELEASE);
+}
+
+Test(teardown, orphan_lives_leave_nothing_resident) {
+  lives_leave_nothing(ISLET_TEARDOWN_ORPHAN);
 }
