@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""`islet run` on an unmodified python3: what its options promise.
+
+    islet_run.py ISLET PYTHON DEMO WORKDIR
+
+The demo (tools/demo.py) runs four working sub-interpreters and one that
+exceeds a 64 MiB limit; the per-interpreter JSON must show all six
+interpreters on their own heaps, the limit hit by that one only, and the
+cross-interpreter frees CPython 3.11 makes (its interpreters share static
+types' caches).  The cross-free policies report or abort with one line each,
+and PYTHONMALLOC turns islet off with a message instead of being ignored.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+
+islet, python, demo, work = sys.argv[1:5]
+os.makedirs(work, exist_ok=True)
+failures = []
+
+
+def check(ok, what):
+    print(("ok: " if ok else "FAILED: ") + what)
+    if not ok:
+        failures.append(what)
+
+
+def run(opts, env=None, script=(demo,)):
+    return subprocess.run([islet, "run", "--limit", "64M"] + opts + ["--", python, *script], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+path = os.path.join(work, "demo.json")
+r = run(["--json", path, "--stats"])
+check(r.returncode == 0, f"the demo runs on islet (exit {r.returncode})")
+if r.returncode:
+    print(r.stderr[-2000:])
+rows = json.load(open(path))
+subs = [x for x in rows if x["interp"] != 0]
+check(len(rows) == 6 and all(x["ended"] for x in rows), "six interpreters, all ended")
+check(all(x["allocs"] > 10000 for x in rows), "each allocated on its own heap")
+hit = [x for x in rows if x["limit_hits"]]
+check(len(hit) == 1 and hit[0]["peak_bytes"] <= 64 << 20, "one interpreter hit its limit")
+check(sum(x["cross_frees"] for x in subs) > 0, "cross-interpreter frees are counted")
+check("memory per CPython interpreter" in r.stderr and r.stderr.count(" ended ") == 6,
+      "--stats prints the table")
+
+r = run(["--cross-free", "report", "--json", path])
+lines = [x for x in r.stderr.splitlines() if x.startswith("islet: cross-interpreter free: 0x")]
+sent = sum(x["cross_frees"] for x in json.load(open(path)))
+check(r.returncode == 0 and lines and len(lines) == sent,
+      f"report: one line per cross free ({len(lines)} lines, {sent} counted)")
+
+r = run(["--cross-free", "abort"])
+check(r.returncode == -signal.SIGABRT and "islet: cross-interpreter free: 0x" in r.stderr,
+      f"abort: the first cross free aborts with its line (exit {r.returncode})")
+
+r = run([], env=dict(os.environ, PYTHONMALLOC="malloc"), script=("-c", "pass"))
+check(r.returncode == 0 and "PYTHONMALLOC is set" in r.stderr and "islet is off" in r.stderr,
+      "PYTHONMALLOC turns islet off, loudly")
+
+sys.exit(1 if failures else 0)
