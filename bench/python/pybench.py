@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""CPython on islet against CPython on its own pymalloc, in one run.
+
+    pybench.py ISLET PYTHON [--runs N] [--scale S] [--strict]
+
+Each workload of workloads.py runs as a fresh process, alternately on
+pymalloc (plain PYTHON) and on islet (`ISLET run -- PYTHON`), N times each
+(default 5).  The table gives median wall times, the medians' ratio, and
+the ratio of the largest peak RSS (ru_maxrss of the child).  Targets:
+islet's wall time at most 0.95x pymalloc's, its peak RSS at most 1.1x.
+--strict exits 1 when a target is missed; without it the run only reports
+(the CI smoke run uses --runs 1 --scale 1).
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WORKLOADS = ["churn", "containers", "json", "regex", "simulation"]
+TIME_TARGET, RSS_TARGET = 0.95, 1.10
+
+
+def measure(cmd):
+    """Wall seconds and peak RSS (KiB) of one child."""
+    t0 = time.perf_counter()
+    pid = os.spawnv(os.P_NOWAIT, cmd[0], cmd)
+    _, status, usage = os.wait4(pid, 0)
+    wall = time.perf_counter() - t0
+    if status:
+        sys.exit(f"pybench: {' '.join(cmd)} failed ({status})")
+    return wall, usage.ru_maxrss
+
+
+def main(argv):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("islet")
+    ap.add_argument("python")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--scale", default="10")
+    ap.add_argument("--strict", action="store_true")
+    a = ap.parse_args(argv)
+    islet, python, runs, scale, strict = a.islet, a.python, a.runs, a.scale, a.strict
+    script = os.path.join(HERE, "workloads.py")
+    print(f"CPython {python} on pymalloc and on islet, {runs} runs each, scale {scale}")
+    print(f"{'workload':12} {'pymalloc s':>10} {'islet s':>8} {'time':>6} {'pymalloc MiB':>12}"
+          f" {'islet MiB':>9} {'RSS':>6}  met")
+    missed = 0
+    for w in WORKLOADS:
+        plain, mine = [], []
+        for _ in range(runs):  # alternate, so drift on the machine hits both alike
+            plain.append(measure([python, script, w, scale]))
+            mine.append(measure([islet, "run", "--", python, script, w, scale]))
+        tp = statistics.median(t for t, _ in plain)
+        ti = statistics.median(t for t, _ in mine)
+        rp, ri = max(r for _, r in plain), max(r for _, r in mine)
+        ok = ti / tp <= TIME_TARGET and ri / rp <= RSS_TARGET
+        missed += not ok
+        print(f"{w:12} {tp:10.3f} {ti:8.3f} {ti / tp:5.2f}x {rp / 1024:12.1f} {ri / 1024:9.1f}"
+              f" {ri / rp:5.2f}x  {'yes' if ok else 'no'}")
+    print(f"targets: time <= {TIME_TARGET}x, peak RSS <= {RSS_TARGET}x pymalloc; "
+          f"{len(WORKLOADS) - missed} of {len(WORKLOADS)} workloads meet both")
+    return 1 if strict and missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
