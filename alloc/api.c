@@ -56,7 +56,7 @@ static inline void *small_alloc(islet_interp_t *in, unsigned cls, size_t size) {
   uint64_t bits = atomic_load_explicit(&pg->live[w], memory_order_relaxed);
   void *p;
   if (LIKELY(bits != ~(uint64_t)0)) {
-    p = page_take(in, pg, w, bits);
+    p = page_take(pg, w, bits);
   } else if (!(p = islet_small_alloc_slow(in, cls))) {
     islet_set_error(ISLET_ENOMEM);
     return NULL;

@@ -247,13 +247,14 @@ static inline char *large_block(const large_t *lg) {
 
 /* small.c */
 extern page_t islet_empty_page;
-void islet_page_full(islet_interp_t *in, page_t *pg);
 
 /* Takes the lowest free block of word w (bits: its value, not all ones).  A
  * word that fills leaves avail and the hint moves to the first word with
- * room, without a branch (in a churned page words fill all the time); a page
- * that fills leaves its class's list at once. */
-static inline void *page_take(islet_interp_t *in, page_t *pg, unsigned w, uint64_t bits) {
+ * room, without a branch (in a churned page words fill all the time).  A
+ * page that fills keeps its hint on a full word and stays in its class's
+ * list: under churn the next free would put it straight back, so only the
+ * allocation that finds it full takes it out (islet_small_alloc_slow). */
+static inline void *page_take(page_t *pg, unsigned w, uint64_t bits) {
   unsigned b = (unsigned)__builtin_ctzll(~bits);
   uint64_t now = bits | ((uint64_t)1 << b);
   atomic_store_explicit(&pg->live[w], now, memory_order_relaxed);
@@ -261,9 +262,8 @@ static inline void *page_take(islet_interp_t *in, page_t *pg, unsigned w, uint64
   uint64_t filled = (uint64_t)(now == ~(uint64_t)0);
   uint64_t avail = pg->avail & ~(filled << w);
   pg->avail = avail;
-  unsigned first = (unsigned)__builtin_ctzll(avail | (uint64_t)1 << 63);
+  unsigned first = (unsigned)__builtin_ctzll(avail ? avail : (uint64_t)1 << w);
   pg->hint = (uint16_t)(w ^ ((w ^ first) & (unsigned)-filled)); /* filled ? first : w, no branch */
-  if (UNLIKELY(!avail)) islet_page_full(in, pg);
   return page_block(pg, (size_t)w * 64 + b);
 }
 

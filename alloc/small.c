@@ -49,25 +49,25 @@ void islet_page_after_free(islet_interp_t *in, page_t *pg, bool was_full) {
   in->cur[pg->cls] = pg;
 }
 
-void islet_page_full(islet_interp_t *in, page_t *pg) {
-  pg->state = PG_FULL;
-  class_remove(in, pg);
+static void *take_first(page_t *pg) {
+  return page_take(pg, pg->hint, atomic_load_explicit(&pg->live[pg->hint], memory_order_relaxed));
 }
 
-static void *take_first(islet_interp_t *in, page_t *pg) {
-  return page_take(in, pg, pg->hint,
-                   atomic_load_explicit(&pg->live[pg->hint], memory_order_relaxed));
-}
-
-/* Reached only when the class has no page with a free block: pages that
- * fill leave the list at once (islet_page_word_full). */
+/* The current page is full (its hint word is).  Full pages leave the list
+ * here, one by one; with none left, blocks freed by others are taken back,
+ * then a fresh page is borrowed. */
 void *islet_small_alloc_slow(islet_interp_t *in, unsigned cls) {
-  if (atomic_load(&in->any_pending)) {
-    islet_collect(in);
-    if (in->cur[cls] != &islet_empty_page) return take_first(in, in->cur[cls]);
+  for (page_t *pg; (pg = in->cur[cls]) != &islet_empty_page || atomic_load(&in->any_pending);) {
+    if (pg == &islet_empty_page) {
+      islet_collect(in);
+      continue;
+    }
+    if (pg->avail) return take_first(pg);
+    pg->state = PG_FULL;
+    class_remove(in, pg);
   }
   page_t *pg = islet_page_fresh(in, cls);
   if (!pg) return NULL;
   class_push(in, pg);
-  return take_first(in, pg);
+  return take_first(pg);
 }

@@ -22,6 +22,10 @@ typedef struct {
   islet_interp_t *heap;
   unsigned gen;
 } islet_py_cache_t;
-extern _Thread_local islet_py_cache_t islet_py_cache;
+/* initial-exec: every call of the allocator reads it, and the general model
+ * costs a __tls_get_addr call each time.  The library is loaded with the
+ * process (LD_PRELOAD, or linked by the embedder), where this model holds. */
+#define ISLET_PY_TLS __attribute__((tls_model("initial-exec")))
+extern _Thread_local islet_py_cache_t islet_py_cache ISLET_PY_TLS;
 
 #endif

@@ -18,7 +18,7 @@ static int installed;
 #define current_tstate _PyThreadState_UncheckedGet
 #endif
 
-islet_interp_t *islet_cpython_heap(void) {
+static inline islet_interp_t *heap(void) {
   PyThreadState *ts = current_tstate();
   if (!ts) return NULL;
   islet_py_cache_t *c = &islet_py_cache;
@@ -27,14 +27,18 @@ islet_interp_t *islet_cpython_heap(void) {
   return islet_py_heap_slow(ts->interp);
 }
 
+islet_interp_t *islet_cpython_heap(void) {
+  return heap();
+}
+
 static void *h_malloc(void *ctx, size_t n) {
-  islet_interp_t *in = islet_cpython_heap();
+  islet_interp_t *in = heap();
   const PyMemAllocatorEx *prev = ctx;
   return in ? islet_malloc(in, n) : prev->malloc(prev->ctx, n);
 }
 
 static void *h_calloc(void *ctx, size_t n, size_t size) {
-  islet_interp_t *in = islet_cpython_heap();
+  islet_interp_t *in = heap();
   const PyMemAllocatorEx *prev = ctx;
   return in ? islet_calloc(in, n, size) : prev->calloc(prev->ctx, n, size);
 }
@@ -45,7 +49,7 @@ static void h_free(void *ctx, void *p) {
     prev->free(prev->ctx, p);
     return;
   }
-  islet_interp_t *in = islet_cpython_heap();
+  islet_interp_t *in = heap();
   if (in)
     islet_free(in, p);
   else
@@ -57,7 +61,7 @@ static void h_free(void *ctx, void *p) {
 static void *h_realloc(void *ctx, void *p, size_t n) {
   const PyMemAllocatorEx *prev = ctx;
   if (p && !islet_contains(p)) return prev->realloc(prev->ctx, p, n);
-  islet_interp_t *in = islet_cpython_heap();
+  islet_interp_t *in = heap();
   if (in) return islet_realloc(in, p, n);
   if (!p) return prev->realloc(prev->ctx, NULL, n);
   size_t old = islet_usable_size(p); /* no thread state: out of islet */

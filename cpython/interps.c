@@ -37,7 +37,7 @@ static islet_cpython_record_t *ended;
 static size_t nended, capended;
 
 _Atomic unsigned islet_py_gen;
-_Thread_local islet_py_cache_t islet_py_cache;
+_Thread_local islet_py_cache_t islet_py_cache ISLET_PY_TLS;
 
 void islet_py_start(islet_runtime_t *r, size_t lim) {
   rt = r;
