@@ -104,6 +104,7 @@ struct islet_interp {
   seghdr_t segs, larges;             /* circular lists with sentinels */
   _Atomic(large_t *) remote_large;
   unsigned id, arena;
+  islet_teardown_t teardown;
   islet_runtime_t *rt;
   islet_interp_t *rt_next, *rt_prev; /* runtime's list, under rt->lock */
   void *ext[EXT_SLOTS];              /* per-interpreter state of freelists/, singletons/ */
@@ -137,8 +138,8 @@ struct islet_runtime {
   pthread_cond_t wake, idle;
   pthread_t reclaimer;
   bool reclaimer_started, stopping, reclaiming;
-  retired_t *queue, *quarantined;
-  size_t queued_bytes;
+  retired_t *queue, *quarantined, *quarantined_last; /* oldest first */
+  size_t queued_bytes, quarantined_bytes;
   /* hooks.c: lifecycle hooks (under lock) and the runtime-owned heap */
   hooks_t hooks[MAX_HOOKS];
   int nhooks;

@@ -33,6 +33,7 @@ islet_interp_t *islet_interp_create(islet_runtime_t *rt) {
   list_init(&in->segs);
   list_init(&in->larges);
   in->rt = rt;
+  in->teardown = rt->cfg.teardown;
   in->rt_next = in->rt_prev = in;
   pthread_mutex_lock(&rt->lock);
   in->id = ++rt->next_id;
@@ -59,6 +60,10 @@ unsigned islet_interp_id(const islet_interp_t *in) {
 
 void islet_interp_set_limit(islet_interp_t *in, size_t bytes) {
   in->limit = bytes ? bytes : SIZE_MAX;
+}
+
+void islet_interp_set_teardown(islet_interp_t *in, islet_teardown_t t) {
+  in->teardown = t;
 }
 
 void islet_interp_collect(islet_interp_t *in) {
@@ -153,7 +158,7 @@ void islet_interp_destroy(islet_interp_t *in, islet_leak_report_t *report) {
   if (!runtime_heap) islet_run_interp_hooks(in, false);
   islet_collect(in); /* blocks freed by others are not leaks */
   *r = (islet_leak_report_t){.id = in->id, .segments = in->nsegs, .mapped = in->mapped};
-  bool orphan = rt->cfg.teardown == ISLET_TEARDOWN_ORPHAN && in->blocks;
+  bool orphan = in->teardown == ISLET_TEARDOWN_ORPHAN && in->blocks;
   leak_report(in, r, !orphan);
   pthread_mutex_lock(&rt->lock);
   in->rt_prev->rt_next = in->rt_next;
@@ -163,7 +168,7 @@ void islet_interp_destroy(islet_interp_t *in, islet_leak_report_t *report) {
   if (orphan)
     islet_orphan_adopt(in);
   else
-    r->quarantined = islet_retire_heap(in, rt->cfg.teardown == ISLET_TEARDOWN_QUARANTINE);
+    r->quarantined = islet_retire_heap(in, in->teardown == ISLET_TEARDOWN_QUARANTINE);
   if (!runtime_heap) islet_orphans_sweep(rt, false);
   r->teardown_ns = now_ns() - t0;
 }

@@ -43,7 +43,8 @@ static void release(retired_t *rec) {
                     (uintptr_t)rec->id << 2 | TOMB_RELEASED);
     region_release(rec->arena, &rec->regions[i], rec->quarantine);
   }
-  if (!rec->partial) islet_backend_arena_release(rec->arena); /* an orphan's lives on */
+  /* an orphan's arena lives on; a quarantined heap's went back in process() */
+  if (!rec->partial && !rec->quarantine) islet_backend_arena_release(rec->arena);
   free(rec);
 }
 
@@ -57,10 +58,30 @@ static void process(islet_runtime_t *rt, retired_t *rec) {
     mprotect(rec->regions[i].base, rec->regions[i].size, PROT_NONE);
     madvise(rec->regions[i].base, rec->regions[i].size, MADV_DONTNEED);
   }
+  /* The arena may serve the next heap now (jemalloc never touches a block it
+   * handed out, so the quarantined ones just stay allocated in it until the
+   * runtime ends); a quarantined heap would keep an idle arena otherwise,
+   * and jemalloc has at most 4,095. */
+  islet_backend_arena_release(rec->arena);
+  rec->next = NULL;
   pthread_mutex_lock(&rt->lock);
-  rec->next = rt->quarantined;
-  rt->quarantined = rec;
+  *(rt->quarantined ? &rt->quarantined_last->next : &rt->quarantined) = rec;
+  rt->quarantined_last = rec;
+  rt->quarantined_bytes += rec->bytes;
+  retired_t *old = NULL; /* past the bound: the oldest go, outside the lock */
+  size_t max = rt->cfg.quarantine_max;
+  while (max && rt->quarantined_bytes > max && rt->quarantined != rec) {
+    retired_t *o = rt->quarantined;
+    rt->quarantined = o->next;
+    rt->quarantined_bytes -= o->bytes;
+    o->next = old;
+    old = o;
+  }
   pthread_mutex_unlock(&rt->lock);
+  for (retired_t *next; old; old = next) {
+    next = old->next;
+    release(old);
+  }
 }
 
 static void *reclaimer(void *arg) {

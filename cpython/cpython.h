@@ -8,7 +8,10 @@
 #include "islet_cpython.h"
 
 /* interps.c: the table of interpreters and their heaps */
-void islet_py_start(islet_runtime_t *rt, size_t limit);
+/* teardown: the runtime's policy, for interpreters that share objects */
+void islet_py_start(islet_runtime_t *rt, size_t limit, islet_teardown_t teardown);
+/* isolated.c: the interpreter has its own object state (3.12+, PEP 684) */
+int islet_py_isolated(PyInterpreterState *py);
 islet_interp_t *islet_py_heap_slow(PyInterpreterState *py);
 /* p is being freed by PyMem_RawFree: if it is an interpreter's state, that
  * interpreter has ended. */

@@ -100,10 +100,12 @@ static void wrap(PyMemAllocatorDomain d, PyMemAllocatorEx *prev, PyMemAllocatorE
 
 int islet_cpython_install(const islet_cpython_config_t *cfg) {
   if (!installed) {
-    islet_config_t def = {.teardown = ISLET_TEARDOWN_ORPHAN};
-    islet_runtime_t *rt = islet_runtime_new(cfg && cfg->runtime ? cfg->runtime : &def);
+    islet_config_t def = {.teardown = ISLET_TEARDOWN_ORPHAN,
+                          .quarantine_max = ISLET_CPYTHON_QUARANTINE_MAX};
+    const islet_config_t *rc = cfg && cfg->runtime ? cfg->runtime : &def;
+    islet_runtime_t *rt = islet_runtime_new(rc);
     if (!rt) return ISLET_ENOMEM;
-    islet_py_start(rt, cfg ? cfg->limit : 0);
+    islet_py_start(rt, cfg ? cfg->limit : 0, rc->teardown);
     installed = 1;
   }
   wrap(PYMEM_DOMAIN_RAW, &prev_raw,

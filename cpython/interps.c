@@ -31,6 +31,7 @@ static _Atomic size_t nslots; /* high-water mark of used slots */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static islet_runtime_t *rt;
 static size_t limit;
+static islet_teardown_t isolated_teardown; /* for interpreters that share nothing */
 static unsigned round_ = 1;
 static int atexit_armed;
 static islet_cpython_record_t *ended;
@@ -39,9 +40,10 @@ static size_t nended, capended;
 _Atomic unsigned islet_py_gen;
 _Thread_local islet_py_cache_t islet_py_cache ISLET_PY_TLS;
 
-void islet_py_start(islet_runtime_t *r, size_t lim) {
+void islet_py_start(islet_runtime_t *r, size_t lim, islet_teardown_t teardown) {
   rt = r;
   limit = lim;
+  isolated_teardown = teardown == ISLET_TEARDOWN_RELEASE ? teardown : ISLET_TEARDOWN_QUARANTINE;
 }
 
 static slot_t *find(const void *py) {
@@ -62,6 +64,7 @@ static slot_t *add(PyInterpreterState *py) {
   s->heap = islet_interp_new(rt);
   if (!s->heap) return NULL;
   islet_interp_set_limit(s->heap, limit);
+  if (islet_py_isolated(py)) islet_interp_set_teardown(s->heap, isolated_teardown);
   s->id = (long long)PyInterpreterState_GetID(py);
   atomic_store_explicit(&s->py, py, memory_order_release);
   if (!atexit_armed) /* Py_FinalizeEx runs and forgets its exit functions */

@@ -62,7 +62,8 @@ __attribute__((constructor)) static void start(void) {
   static islet_config_t rt;
   rt = (islet_config_t){
       .cross_free = (islet_cross_policy_t)pick(getenv("ISLET_CROSS_FREE"), cross, 3, 0),
-      .teardown = (islet_teardown_t)pick(getenv("ISLET_TEARDOWN"), teardown, 3, 2)};
+      .teardown = (islet_teardown_t)pick(getenv("ISLET_TEARDOWN"), teardown, 3, 2),
+      .quarantine_max = ISLET_CPYTHON_QUARANTINE_MAX};
   islet_cpython_config_t cfg = {&rt, parse_size(getenv("ISLET_LIMIT"))};
   if (islet_cpython_install(&cfg) == 0) atexit(report);
 }

@@ -81,7 +81,8 @@ typedef enum {
 typedef enum {
   ISLET_TEARDOWN_RELEASE = 0, /* give it back to the backend now */
   ISLET_TEARDOWN_QUARANTINE,  /* keep the address range reserved and
-                                 inaccessible until the runtime ends */
+                                 inaccessible until the runtime ends, or
+                                 past quarantine_max (oldest first) */
   ISLET_TEARDOWN_ORPHAN       /* give back what is free now; blocks still live
                                  stay valid (another interpreter may hold
                                  them: CPython <= 3.11 shares objects) and go
@@ -101,6 +102,11 @@ typedef struct {
   islet_cross_policy_t cross_free;
   islet_bad_policy_t bad_free;
   islet_teardown_t teardown;
+  /* Bytes of address space quarantine may hold (0: no bound).  Past it the
+   * oldest quarantined interpreter is released, as ASan bounds its
+   * quarantine (quarantine_size_mb): with the jemalloc backend every range
+   * kept costs jemalloc metadata, about 1 KiB per MiB kept. */
+  size_t quarantine_max;
   /* Nonzero: islet_interp_destroy gives the memory back itself, and no
    * runtime thread is started.  Zero (default): a background thread does it,
    * so destroy takes time per arena, not per resident page. */
@@ -162,6 +168,9 @@ ISLET_API islet_interp_t *islet_interp_new(islet_runtime_t *rt);
 ISLET_API void islet_interp_destroy(islet_interp_t *in, islet_leak_report_t *report);
 ISLET_API unsigned islet_interp_id(const islet_interp_t *in);
 ISLET_API void islet_interp_set_limit(islet_interp_t *in, size_t bytes); /* 0 = none */
+/* The teardown policy of this interpreter, instead of the runtime's (an
+ * embedder whose interpreters differ in what may outlive them). */
+ISLET_API void islet_interp_set_teardown(islet_interp_t *in, islet_teardown_t t);
 ISLET_API void islet_interp_stats(islet_interp_t *in, islet_stats_t *out);
 ISLET_API int islet_interp_stats_json(islet_interp_t *in, FILE *out);
 /* Takes back the blocks other threads freed; the allocator also does this

@@ -34,7 +34,7 @@ fi
 { apt-get "${opts[@]}" update && (cd "$apt" && apt-get "${opts[@]}" "${get[@]}"); } >"$apt/log" 2>&1 ||
   { echo "could not fetch CPython $v's $what from Debian $suite (see $apt/log)" >&2; exit 1; }
 if [ "$what" = source ]; then
-  tar xf "$apt"/python"$v"_*.orig.tar.* -C "$cache" --strip-components=1
+  tar xf "$(ls "$apt"/python"$v"_*.orig.tar.* | grep -v '\.asc$')" -C "$cache" --strip-components=1
 else
   dpkg-deb -x "$apt"/libpython"$v"-dev_*.deb "$cache"
 fi

@@ -6,14 +6,21 @@
  *                                   (plain: CPython alone, only measured)
  *   embed reinit                    three Py_Initialize/Py_Finalize rounds
  *   embed cross                     frees of one interpreter's objects in
- *                                   another, before and after it ends
+ *                                   another; an object outliving its
+ *                                   interpreter stays valid (3.11) or is
+ *                                   quarantined (3.12+, isolated)
  *   embed limit                     a limit is a MemoryError in that
  *                                   interpreter only
+ *   embed owngil [plain]            (3.12+) two own-GIL sub-interpreters
+ *                                   allocating on two threads, in sequence
+ *                                   then in parallel; prints the speed-up
  */
 #include "islet_cpython.h"
 #include <Python.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static void fail(const char *what) {
@@ -34,14 +41,50 @@ static void run(const char *code) {
   if (PyRun_SimpleString(code)) fail(code);
 }
 
+/* A new sub-interpreter, current on return: from 3.12 with its own GIL and
+ * object state (PEP 684), as the interpreters that allocate in parallel. */
+static PyThreadState *new_sub(void) {
+#if PY_VERSION_HEX >= 0x030C0000
+  PyInterpreterConfig cfg = {.use_main_obmalloc = 0,
+                             .allow_threads = 1,
+                             .check_multi_interp_extensions = 1,
+                             .gil = PyInterpreterConfig_OWN_GIL};
+  PyThreadState *ts = NULL;
+  PyStatus st = Py_NewInterpreterFromConfig(&ts, &cfg);
+  if (PyStatus_Exception(st)) ts = NULL;
+#else
+  PyThreadState *ts = Py_NewInterpreter();
+#endif
+  if (!ts) fail("a new sub-interpreter failed");
+  return ts;
+}
+
+/* Makes ts current; with own GILs, the old one's GIL is released. */
+static void switch_to(PyThreadState *ts) {
+#if PY_VERSION_HEX >= 0x030C0000
+  PyEval_SaveThread();
+  PyEval_RestoreThread(ts);
+#else
+  PyThreadState_Swap(ts);
+#endif
+}
+
+/* Ends the current sub-interpreter ts; main_ts is current again. */
+static void end_sub(PyThreadState *ts, PyThreadState *main_ts) {
+  Py_EndInterpreter(ts);
+#if PY_VERSION_HEX >= 0x030C0000
+  PyEval_RestoreThread(main_ts); /* its GIL went with it */
+#else
+  PyThreadState_Swap(main_ts);
+#endif
+}
+
 /* Runs code in a new sub-interpreter, then ends it. */
 static void in_sub(const char *code) {
   PyThreadState *main_ts = PyThreadState_Get();
-  PyThreadState *ts = Py_NewInterpreter();
-  if (!ts) fail("Py_NewInterpreter failed");
+  PyThreadState *ts = new_sub();
   run(code);
-  Py_EndInterpreter(ts);
-  PyThreadState_Swap(main_ts);
+  end_sub(ts, main_ts);
 }
 
 static long rss_kib(void) {
@@ -120,16 +163,19 @@ static int cross(void) {
     Py_DECREF(f);
   }
   PyThreadState *main_ts = PyThreadState_Get();
-  PyThreadState *sub = Py_NewInterpreter();
+  PyThreadState *sub = new_sub();
   long long sub_id = (long long)PyInterpreterState_GetID(sub->interp);
   Py_DECREF(list); /* main's objects, freed by the sub-interpreter */
   PyObject *kept = PyUnicode_FromString("made by the sub-interpreter, outliving it");
-  Py_EndInterpreter(sub);
-  PyThreadState_Swap(main_ts);
+  end_sub(sub, main_ts);
+#if PY_VERSION_HEX >= 0x030C0000 /* isolated: what it left is a leak, dropped */
+  if (islet_owner(kept)) fail("a leftover of an isolated interpreter must be quarantined");
+#else /* 3.11 interpreters share objects: what outlives one stays valid */
   if (!islet_owner(kept)) fail("an object of an ended interpreter must stay valid");
   if (strcmp(PyUnicode_AsUTF8(kept), "made by the sub-interpreter, outliving it"))
     fail("an orphaned object changed");
   Py_DECREF(kept); /* freed by main after its interpreter ended */
+#endif
   const islet_cpython_record_t *r = find(sub_id, 1);
   if (!r || r->stats.remote_sent < 1000) fail("the sub-interpreter's frees of main's objects");
   if (r->leaked_blocks < 1) fail("the object that outlived it must be counted");
@@ -142,18 +188,17 @@ static int cross(void) {
 static int limit(void) {
   start((size_t)48 << 20);
   PyThreadState *main_ts = PyThreadState_Get();
-  PyThreadState *sub = Py_NewInterpreter();
+  PyThreadState *sub = new_sub();
   long long sub_id = (long long)PyInterpreterState_GetID(sub->interp);
   run("try:\n"
       "    x = [bytearray(1 << 20) for _ in range(96)]\n"
       "    raise SystemExit('no MemoryError')\n"
       "except MemoryError:\n"
       "    pass\n");
-  PyThreadState_Swap(main_ts); /* the sub-interpreter still holds what it got */
+  switch_to(main_ts); /* the sub-interpreter still holds what it got */
   run("x = [bytearray(1 << 20) for _ in range(32)]\n");
-  PyThreadState_Swap(sub);
-  Py_EndInterpreter(sub);
-  PyThreadState_Swap(main_ts);
+  switch_to(sub);
+  end_sub(sub, main_ts);
   const islet_cpython_record_t *s = find(sub_id, 1), *m = find(0, 1);
   if (!s || !s->stats.limit_hits) fail("the sub-interpreter must have hit its limit");
   if (!m || m->stats.limit_hits) fail("the main interpreter must not");
@@ -163,6 +208,83 @@ static int limit(void) {
   return 0;
 }
 
+#if PY_VERSION_HEX >= 0x030C0000
+static const char churn[] = "d = {}\n"
+                            "for i in range(400000):\n"
+                            "    d[i % 4096] = (str(i), [i, i * 0.5], {'k': i})\n"
+                            "assert len(d) == 4096\n";
+
+/* An own-GIL sub-interpreter whose first thread state is left detached,
+ * kept to end it with; main_ts is current again. */
+static PyThreadState *detached_sub(PyThreadState *main_ts) {
+  PyThreadState *ts = new_sub();
+  switch_to(main_ts);
+  return ts;
+}
+
+static void *worker(void *interp) {
+  PyThreadState *ts = PyThreadState_New(interp);
+  PyEval_RestoreThread(ts);
+  run(churn);
+  PyThreadState_Clear(ts);
+  PyThreadState_DeleteCurrent();
+  return NULL;
+}
+
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Runs the workers on threads, n at a time; seconds taken. */
+static double work_on(PyInterpreterState **in, int n_in, int at_once) {
+  PyThreadState *main_ts = PyEval_SaveThread();
+  double t0 = now_s();
+  for (int i = 0; i < n_in; i += at_once) {
+    pthread_t t[2];
+    for (int k = 0; k < at_once; k++) pthread_create(&t[k], NULL, worker, in[i + k]);
+    for (int k = 0; k < at_once; k++) pthread_join(t[k], NULL);
+  }
+  double dt = now_s() - t0;
+  PyEval_RestoreThread(main_ts);
+  return dt;
+}
+
+static int owngil(int plain) {
+  if (plain)
+    Py_Initialize();
+  else
+    start(0);
+  PyThreadState *main_ts = PyThreadState_Get();
+  PyThreadState *sub[2] = {detached_sub(main_ts), detached_sub(main_ts)};
+  PyInterpreterState *in[2] = {sub[0]->interp, sub[1]->interp};
+  long long ids[2] = {PyInterpreterState_GetID(in[0]), PyInterpreterState_GetID(in[1])};
+  work_on(in, 2, 2); /* warm-up: imports, first pages */
+  double seq = 0, par = 0;
+  for (int r = 0; r < 3; r++) {
+    seq += work_on(in, 2, 1);
+    par += work_on(in, 2, 2);
+  }
+  printf("%s: 2 own-GIL sub-interpreters, 3 rounds: in sequence %.3f s, in parallel %.3f s: "
+         "%.2fx\n",
+         plain ? "CPython alone" : "islet", seq, par, seq / par);
+  for (int i = 0; i < 2; i++) {
+    switch_to(sub[i]);
+    end_sub(sub[i], main_ts);
+  }
+  if (!plain)
+    for (int i = 0; i < 2; i++) {
+      const islet_cpython_record_t *r = find(ids[i], 1);
+      if (!r || !r->ended || r->stats.allocs < 1000000) fail("a worker did not run on its heap");
+      printf("sub-interpreter %lld: %zu allocations on its own heap, %zu cross frees\n", ids[i],
+             r->stats.allocs, r->stats.remote_sent);
+    }
+  Py_Finalize();
+  return 0;
+}
+#endif
+
 int main(int argc, char **argv) {
   const char *what = argc > 1 ? argv[1] : "";
   if (!strcmp(what, "cycles") && argc >= 4)
@@ -170,6 +292,9 @@ int main(int argc, char **argv) {
   if (!strcmp(what, "reinit")) return reinit();
   if (!strcmp(what, "cross")) return cross();
   if (!strcmp(what, "limit")) return limit();
+#if PY_VERSION_HEX >= 0x030C0000
+  if (!strcmp(what, "owngil")) return owngil(argc > 2 && !strcmp(argv[2], "plain"));
+#endif
   fprintf(stderr, "usage: embed cycles N MAX_KIB [plain] | reinit | cross | limit\n");
   return 2;
 }

@@ -128,6 +128,36 @@ Test(teardown, quarantine_keeps_the_range_inaccessible_until_the_runtime_ends) {
 /* Inline reclaim: destroy has done the work when it returns, and no thread
  * is started.  The default (background) runtime is the control: its destroy
  * starts one. */
+/* Is p in a mapping with no access (quarantine's mprotect)?  A released
+ * range is unmapped (system backend) or accessible again (jemalloc). */
+static int protected_none(const void *p) {
+  FILE *f = fopen("/proc/self/maps", "r");
+  cr_assert_not_null(f);
+  char line[512], perms[8];
+  unsigned long lo, hi;
+  int none = 0;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 && lo <= (uintptr_t)p &&
+        (uintptr_t)p < hi)
+      none = !strncmp(perms, "---", 3);
+  fclose(f);
+  return none;
+}
+
+/* Bounded quarantine: past quarantine_max the oldest heap is released. */
+Test(teardown, quarantine_max_releases_the_oldest_first) {
+  capture_config((islet_config_t){
+      .teardown = ISLET_TEARDOWN_QUARANTINE, .quarantine_max = 8 << 20, .reclaim_inline = 1});
+  void *p[3];
+  for (int i = 0; i < 3; i++) { /* one 4 MiB segment each */
+    islet_interp_t *in = islet_interp_new(rt);
+    p[i] = islet_malloc(in, 100);
+    islet_interp_destroy(in, NULL);
+  }
+  cr_assert_not(protected_none(p[0]), "past the bound, the oldest must be released");
+  cr_assert(protected_none(p[1]) && protected_none(p[2]), "the newest two stay quarantined");
+}
+
 static void destroy_one(volatile char **p) {
   islet_interp_t *a = islet_interp_new(rt);
   *p = islet_malloc(a, 100);
