@@ -11,9 +11,12 @@
  *                                   quarantined (3.12+, isolated)
  *   embed limit                     a limit is a MemoryError in that
  *                                   interpreter only
- *   embed owngil [plain]            (3.12+) two own-GIL sub-interpreters
+ *   embed owngil [plain|race]       (3.12+) two own-GIL sub-interpreters
  *                                   allocating on two threads, in sequence
  *                                   then in parallel; prints the speed-up
+ *                                   (race: TSan's negative control)
+ *   embed uaf                       reads an object CPython freed: ASan's
+ *                                   negative control (must be reported)
  */
 #include "islet_cpython.h"
 #include <Python.h>
@@ -222,10 +225,17 @@ static PyThreadState *detached_sub(PyThreadState *main_ts) {
   return ts;
 }
 
+/* The negative control (owngil race): both workers also allocate from one
+ * heap, as a router that sent two own-GIL interpreters to the same heap
+ * would.  TSan must report it, or it could not see islet here at all. */
+static islet_interp_t *shared_heap;
+
 static void *worker(void *interp) {
   PyThreadState *ts = PyThreadState_New(interp);
   PyEval_RestoreThread(ts);
   run(churn);
+  for (int i = 0; shared_heap && i < 100000; i++)
+    islet_free(shared_heap, islet_malloc(shared_heap, 64));
   PyThreadState_Clear(ts);
   PyThreadState_DeleteCurrent();
   return NULL;
@@ -251,11 +261,12 @@ static double work_on(PyInterpreterState **in, int n_in, int at_once) {
   return dt;
 }
 
-static int owngil(int plain) {
+static int owngil(int plain, int race) {
   if (plain)
     Py_Initialize();
   else
     start(0);
+  if (race) shared_heap = islet_interp_new(islet_cpython_runtime());
   PyThreadState *main_ts = PyThreadState_Get();
   PyThreadState *sub[2] = {detached_sub(main_ts), detached_sub(main_ts)};
   PyInterpreterState *in[2] = {sub[0]->interp, sub[1]->interp};
@@ -285,6 +296,18 @@ static int owngil(int plain) {
 }
 #endif
 
+/* A list's item array is a MEM-domain block: once the list is gone, islet
+ * has poisoned it. */
+static int uaf(void) {
+  start(0);
+  PyObject *list = PyList_New(100);
+  for (Py_ssize_t i = 0; i < 100; i++) PyList_SET_ITEM(list, i, PyLong_FromSsize_t(i));
+  PyObject **items = ((PyListObject *)list)->ob_item;
+  Py_DECREF(list);
+  printf("freed item array read: %p\n", (void *)*(volatile PyObject **)items);
+  return 1; /* not reported: the control failed */
+}
+
 int main(int argc, char **argv) {
   const char *what = argc > 1 ? argv[1] : "";
   if (!strcmp(what, "cycles") && argc >= 4)
@@ -292,8 +315,10 @@ int main(int argc, char **argv) {
   if (!strcmp(what, "reinit")) return reinit();
   if (!strcmp(what, "cross")) return cross();
   if (!strcmp(what, "limit")) return limit();
+  if (!strcmp(what, "uaf")) return uaf();
 #if PY_VERSION_HEX >= 0x030C0000
-  if (!strcmp(what, "owngil")) return owngil(argc > 2 && !strcmp(argv[2], "plain"));
+  if (!strcmp(what, "owngil"))
+    return owngil(argc > 2 && !strcmp(argv[2], "plain"), argc > 2 && !strcmp(argv[2], "race"));
 #endif
   fprintf(stderr, "usage: embed cycles N MAX_KIB [plain] | reinit | cross | limit\n");
   return 2;
