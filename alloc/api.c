@@ -48,31 +48,56 @@ static void *large_alloc(islet_interp_t *in, size_t size, size_t align) {
   return p;
 }
 
-static inline void *small_alloc(islet_interp_t *in, unsigned cls, size_t size) {
-  size_t bs = islet_class_sizes[cls];
-  if (UNLIKELY(in->bytes + bs > in->limit) && over_limit(in, bs)) return NULL;
+/* A block of class cls from the current page's hint word, under the limit;
+ * NULL when the word is full or the limit is in the way. */
+static inline void *small_take(islet_interp_t *in, unsigned cls, size_t bs) {
   page_t *pg = in->cur[cls];
   unsigned w = pg->hint;
   uint64_t bits = atomic_load_explicit(&pg->live[w], memory_order_relaxed);
-  void *p;
-  if (LIKELY(bits != ~(uint64_t)0)) {
-    p = page_take(pg, w, bits);
-  } else if (!(p = islet_small_alloc_slow(in, cls))) {
-    islet_set_error(ISLET_ENOMEM);
-    return NULL;
-  }
+  if (UNLIKELY((bits == ~(uint64_t)0) | (in->bytes + bs > in->limit))) return NULL;
+  return page_take(pg, w, bits);
+}
+
+static inline void *small_done(islet_interp_t *in, void *p, size_t bs, size_t size) {
   account_alloc(in, bs);
   san_unpoison(p, size);
   vg_alloc(p, bs - in->redzone, 0); /* Valgrind: the usable size, as malloc_usable_size */
   return p;
 }
 
-void *islet_malloc(islet_interp_t *in, size_t size) {
+static inline void *small_alloc(islet_interp_t *in, unsigned cls, size_t size) {
+  size_t bs = islet_class_sizes[cls];
+  void *p = small_take(in, cls, bs);
+  if (!p) {
+    if (in->bytes + bs > in->limit && over_limit(in, bs)) return NULL;
+    if (!(p = islet_small_alloc_slow(in, cls))) {
+      islet_set_error(ISLET_ENOMEM);
+      return NULL;
+    }
+  }
+  return small_done(in, p, bs, size);
+}
+
+static NOINLINE void *malloc_slow(islet_interp_t *in, size_t size) {
   size += size == 0; /* a unique block with one usable byte */
   size_t n = size + in->redzone;
   if (LIKELY(n <= ISLET_SMALL_MAX && n >= size))
     return small_alloc(in, islet_size_to_class(n), size);
   return large_alloc(in, size, 0);
+}
+
+/* The fast path, a leaf: 1 to 1,024 bytes from the current page's hint
+ * word.  Anything else (zero, larger sizes, a full word, the limit,
+ * Valgrind's bookkeeping) is one tail call away. */
+void *islet_malloc(islet_interp_t *in, size_t size) {
+  if (LIKELY(size - 1 < 1024 - in->redzone && !vg_on())) {
+    size_t n = size + in->redzone;
+    unsigned cls = islet_small_classes[(n + 15) >> 4];
+    size_t bs = islet_class_sizes[cls];
+    void *p = small_take(in, cls, bs);
+    if (LIKELY(p)) return small_done(in, p, bs, size);
+  }
+  return malloc_slow(in, size);
 }
 
 void *islet_calloc(islet_interp_t *in, size_t n, size_t size) {
@@ -206,16 +231,32 @@ static NOINLINE void free_slow(islet_interp_t *caller, void *p, uintptr_t word) 
   }
 }
 
+/* The fast path, a leaf: a live block of in's own small pages whose page
+ * neither was full nor empties, with no remote free pending on it.
+ * Everything else is one tail call away. */
 void islet_free(islet_interp_t *in, void *p) {
   if (UNLIKELY(!p)) return;
   uintptr_t word = islet_map_get(p);
   segment_t *seg = (segment_t *)word;
   if (LIKELY(map_is_hdr(word) && seg->h.owner == in && seg->h.kind == KIND_SMALL)) {
-    page_t *pg = &seg->pages[page_index(p)];
+    unsigned i = page_index(p);
+    page_t *pg = &seg->pages[i];
     long idx = page_block_index(pg, p);
     if (LIKELY(idx >= 0)) {
-      free_small_local(in, seg, pg, idx, p, in);
-      return;
+      unsigned w = (unsigned)idx >> 6;
+      uint64_t m = (uint64_t)1 << (idx & 63);
+      uint64_t bits = atomic_load_explicit(&pg->live[w], memory_order_relaxed);
+      uint64_t pending = atomic_load_explicit(&seg->pending, memory_order_relaxed) >> i & 1;
+      if (LIKELY((bits & m) && !pending && pg->state != PG_FULL && pg->used > 1 && !vg_on())) {
+        san_poison(p, pg->bsize);
+        atomic_store_explicit(&pg->live[w], bits & ~m, memory_order_relaxed);
+        page_word_freed(pg, w);
+        in->bytes -= pg->bsize;
+        in->blocks--;
+        pg->used--;
+        in->cur[pg->cls] = pg; /* reuse what was just freed: it is in cache */
+        return;
+      }
     }
   }
   free_slow(in, p, word);
