@@ -144,6 +144,19 @@ static int protected_none(const void *p) {
   return none;
 }
 
+/* A policy per interpreter overrides the runtime's. */
+Test(teardown, per_interpreter_policy_overrides_the_runtime) {
+  capture_config((islet_config_t){.teardown = ISLET_TEARDOWN_RELEASE, .reclaim_inline = 1});
+  islet_interp_t *q = islet_interp_new(rt), *r = islet_interp_new(rt);
+  islet_interp_set_teardown(q, ISLET_TEARDOWN_QUARANTINE);
+  void *pq = islet_malloc(q, 100), *pr = islet_malloc(r, 100);
+  islet_leak_report_t rq, rr;
+  islet_interp_destroy(q, &rq);
+  islet_interp_destroy(r, &rr);
+  cr_assert(rq.quarantined && protected_none(pq));
+  cr_assert(!rr.quarantined && !protected_none(pr));
+}
+
 /* Bounded quarantine: past quarantine_max the oldest heap is released. */
 Test(teardown, quarantine_max_releases_the_oldest_first) {
   capture_config((islet_config_t){
