@@ -303,6 +303,20 @@ size_t islet_usable_size(const void *p) {
   return san_usable(p, pg->bsize - h->owner->redzone);
 }
 
+/* p, a live block of in's large blocks, grown in place to size bytes. */
+static bool grow_large(islet_interp_t *in, void *p, size_t size) {
+  large_t *lg = (large_t *)islet_map_get(p);
+  if (!map_is_hdr((uintptr_t)lg) || lg->h.kind != KIND_LARGE || lg->h.owner != in ||
+      atomic_load_explicit(&lg->state, memory_order_relaxed) != LARGE_LIVE)
+    return false;
+  size_t was = lg->size;
+  if (!islet_large_grow(in, lg, size)) return false;
+  san_unpoison(p, size);
+  san_poison((char *)p + size, lg->size - size);
+  vg_resize(p, was, lg->size);
+  return true;
+}
+
 void *islet_realloc(islet_interp_t *in, void *p, size_t size) {
   if (!p) return islet_malloc(in, size);
   size += size == 0; /* as malloc: a live block always has a usable byte */
@@ -316,6 +330,7 @@ void *islet_realloc(islet_interp_t *in, void *p, size_t size) {
     san_poison((char *)p + size, old - size);
     return p;
   }
+  if (size > old && grow_large(in, p, size)) return p;
   void *q = islet_malloc(in, size);
   if (!q) return NULL;
   memcpy(q, p, size < old ? size : old);

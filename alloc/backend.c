@@ -76,6 +76,12 @@ void islet_backend_unmap(unsigned arena, void *p, size_t size) {
   dallocx(p, MALLOCX_TCACHE_NONE);
 }
 
+/* xallocx answers the size it has now, at least size when it could. */
+bool islet_backend_resize(void *p, size_t old, size_t size) {
+  (void)old;
+  return xallocx(p, size, 0, MALLOCX_TCACHE_NONE) >= size;
+}
+
 #else
 
 const char islet_backend_name[] = "system";
@@ -111,5 +117,9 @@ void islet_backend_unmap(unsigned arena, void *p, size_t size) {
   (void)arena;
   san_backend_release(&tsan_backend_token);
   munmap(p, (size + 4095) & ~(size_t)4095);
+}
+
+bool islet_backend_resize(void *p, size_t old, size_t size) {
+  return mremap(p, (old + 4095) & ~(size_t)4095, (size + 4095) & ~(size_t)4095, 0) != MAP_FAILED;
 }
 #endif

@@ -224,6 +224,8 @@ void islet_backend_arena_purge(unsigned arena);
 void islet_backend_arena_release(unsigned arena);
 void *islet_backend_map(unsigned arena, size_t size, size_t align);
 void islet_backend_unmap(unsigned arena, void *p, size_t size);
+/* The region p of old bytes now has size bytes, in place; false: unchanged. */
+bool islet_backend_resize(void *p, size_t old, size_t size);
 extern const char islet_backend_name[];
 
 /* segment.c */
@@ -291,6 +293,9 @@ size_t islet_large_usable(size_t size, size_t align);
  * the region's first granule, where the owner map looks */
 large_t *islet_large_alloc(islet_interp_t *in, size_t size, size_t align);
 void islet_large_free(islet_interp_t *caller, large_t *lg);
+/* The owner's live block lg grown in place to size bytes; false: unchanged
+ * (the backend could not, or the limit is in the way). */
+bool islet_large_grow(islet_interp_t *in, large_t *lg, size_t size);
 void islet_large_collect(islet_interp_t *in);
 
 /* remote.c */

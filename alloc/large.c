@@ -50,6 +50,27 @@ large_t *islet_large_alloc(islet_interp_t *in, size_t size, size_t align) {
   return lg;
 }
 
+/* Growing buffers (a string built by appending, a list that doubles) would
+ * otherwise copy at every step and leave each old size behind.  Every region
+ * starts on a granule, so the address space after a large block is usually
+ * free to grow into. */
+bool islet_large_grow(islet_interp_t *in, large_t *lg, size_t size) {
+  size_t usable = islet_large_usable(size, lg->off), old = lg->mapped;
+  size_t mapped = lg->off + usable;
+  if (!usable || mapped <= old || in->bytes + (mapped - old) > in->limit) return false;
+  if (!islet_backend_resize(lg, old, mapped)) return false;
+  if (!islet_map_set(lg, mapped, (uintptr_t)lg)) { /* no memory for the owner map */
+    islet_backend_resize(lg, mapped, old);
+    return false;
+  }
+  in->bytes += usable - lg->size;
+  in->bytes_peak = in->bytes > in->bytes_peak ? in->bytes : in->bytes_peak;
+  in->mapped += mapped - old;
+  lg->size = usable;
+  lg->mapped = mapped;
+  return true;
+}
+
 /* The owner's side: the block is already claimed (state not LIVE). */
 static void large_drop(islet_interp_t *in, large_t *lg) {
   in->bytes -= lg->size;

@@ -77,6 +77,10 @@ extern bool islet_vg; /* running under Valgrind, set once at runtime creation */
   do {                                                                                             \
     if (vg_on()) VALGRIND_MAKE_MEM_DEFINED((p), (n));                                              \
   } while (0)
+#define vg_resize(p, old, n)                                                                       \
+  do {                                                                                             \
+    if (vg_on()) VALGRIND_RESIZEINPLACE_BLOCK((p), (old), (n), 0);                                 \
+  } while (0)
 #define vg_detect() (RUNNING_ON_VALGRIND != 0)
 #else
 #define vg_on() 0
@@ -84,6 +88,7 @@ extern bool islet_vg; /* running under Valgrind, set once at runtime creation */
 #define vg_free(p) ((void)0)
 #define vg_noaccess(p, n) ((void)0)
 #define vg_defined(p, n) ((void)0)
+#define vg_resize(p, old, n) ((void)0)
 #define vg_detect() 0
 #endif
 

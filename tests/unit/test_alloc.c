@@ -142,6 +142,38 @@ Test(alloc, realloc_to_zero_of_a_one_byte_block_stays_usable) {
   expect_no_event();
 }
 
+/* A large block grows in place when the space after it is free (it starts
+ * on a 4 MiB granule); either way contents, stats and the limit hold. */
+Test(alloc, realloc_grows_large_blocks_keeping_contents_stats_and_limit) {
+  islet_interp_t *in = islet_interp_new(rt);
+  size_t size = 100000;
+  unsigned char *p = islet_malloc(in, size);
+  memset(p, 0x5a, size);
+  int stayed = 0;
+  for (size_t next = size + 65536; next <= (size_t)6 << 20; next += 65536) {
+    unsigned char *q = islet_realloc(in, p, next);
+    cr_assert_not_null(q);
+    stayed += q == p;
+    cr_assert_eq(q[0], 0x5a);
+    cr_assert_eq(q[size - 1], 0x5a, "the old end of the block after growing to %zu", next);
+    memset(q + size, 0x5a, next - size);
+    p = q;
+    size = next;
+  }
+  islet_stats_t st;
+  islet_interp_stats(in, &st);
+  cr_assert_eq(st.blocks, 1);
+  cr_assert(st.bytes >= size && st.bytes < size + 4096, "bytes %zu for one block of %zu", st.bytes,
+            size); /* its usable size: whole pages after a header */
+  cr_assert(islet_contains(p + size - 1), "every granule of the block is registered");
+  cr_log_info("%d of the growth steps stayed in place", stayed);
+  islet_interp_set_limit(in, st.bytes + 100000);
+  cr_assert_null(islet_realloc(in, p, size + ((size_t)1 << 20)), "growing past the limit");
+  cr_assert_eq(islet_last_error(), ISLET_ELIMIT);
+  cr_assert_eq(p[size - 1], 0x5a, "a failed realloc keeps the block");
+  islet_free(in, p);
+}
+
 Test(alloc, realloc_overflow_keeps_the_block) {
   islet_interp_t *in = islet_interp_new(rt);
   char *p = islet_malloc(in, 32);
