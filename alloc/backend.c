@@ -55,7 +55,8 @@ void islet_backend_arena_purge(unsigned arena) {
   mallctl(name, NULL, NULL, NULL, 0);
 }
 
-/* Every region of the arena has been unmapped. */
+/* The heap has ended; its regions are gone or quarantined (jemalloc never
+ * touches a block it handed out, so those just stay allocated here). */
 void islet_backend_arena_release(unsigned arena) {
   islet_backend_arena_purge(arena);
   pthread_mutex_lock(&pool_lock);

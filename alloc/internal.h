@@ -220,7 +220,8 @@ static inline bool map_is_hdr(uintptr_t w) {
 int islet_backend_arena_new(unsigned *arena);
 /* Gives what the arena was given back to the kernel now. */
 void islet_backend_arena_purge(unsigned arena);
-/* All of the arena's regions are unmapped: it may serve another heap. */
+/* The arena's heap has ended: it may serve another heap.  Its regions are
+ * unmapped, or quarantined (they stay allocated in it, untouched). */
 void islet_backend_arena_release(unsigned arena);
 void *islet_backend_map(unsigned arena, size_t size, size_t align);
 void islet_backend_unmap(unsigned arena, void *p, size_t size);
@@ -278,6 +279,7 @@ static inline void page_word_freed(page_t *pg, unsigned w) {
 }
 void *islet_small_alloc_slow(islet_interp_t *in, unsigned cls);
 void islet_page_after_free(islet_interp_t *in, page_t *pg, bool was_full);
+void islet_page_drop(islet_interp_t *in, page_t *pg); /* an empty listed page leaves the heap */
 /* block index of p in pg, or -1 for an interior pointer */
 static inline long page_block_index(const page_t *pg, const void *p) {
   uint64_t off = (uintptr_t)p & (PAGE_SIZE - 1);

@@ -62,8 +62,10 @@ void islet_interp_set_limit(islet_interp_t *in, size_t bytes) {
   in->limit = bytes ? bytes : SIZE_MAX;
 }
 
-void islet_interp_set_teardown(islet_interp_t *in, islet_teardown_t t) {
+int islet_interp_set_teardown(islet_interp_t *in, islet_teardown_t t) {
+  if ((unsigned)t > ISLET_TEARDOWN_ORPHAN) return ISLET_EINVAL;
   in->teardown = t;
+  return 0;
 }
 
 void islet_interp_collect(islet_interp_t *in) {

@@ -19,17 +19,15 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
-/* The last page of a class stays when it empties, for the next allocation;
- * an orphan allocates no more. */
+/* A class keeps one empty page for its next allocation (anywhere in its
+ * list: a full page that gets a block back goes in front); an orphan
+ * allocates no more. */
 static void drop_empty_pages(islet_interp_t *o) {
-  for (unsigned c = 0; c < ISLET_SIZE_CLASSES; c++) {
-    page_t *pg = o->pages[c];
-    if (pg && !pg->used && !pg->next) {
-      o->pages[c] = NULL;
-      o->cur[c] = &islet_empty_page;
-      islet_page_retire(o, pg);
+  for (unsigned c = 0; c < ISLET_SIZE_CLASSES; c++)
+    for (page_t *pg = o->pages[c], *next; pg; pg = next) {
+      next = pg->next;
+      if (!pg->used) islet_page_drop(o, pg);
     }
-  }
 }
 
 /* A live heap keeps a free page's memory for its next allocation, until the

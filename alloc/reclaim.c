@@ -38,7 +38,7 @@ static void region_release(unsigned arena, region_t *r, bool protected) {
 
 static void release(retired_t *rec) {
   for (size_t i = 0; i < rec->nregions; i++) {
-    if (rec->quarantine) /* the runtime ends: the range may be reused now */
+    if (rec->quarantine) /* the runtime ends, or the bound: the range may be reused now */
       islet_map_set(rec->regions[i].base, rec->regions[i].size,
                     (uintptr_t)rec->id << 2 | TOMB_RELEASED);
     region_release(rec->arena, &rec->regions[i], rec->quarantine);
@@ -90,7 +90,12 @@ static void *reclaimer(void *arg) {
   for (;;) {
     while (!rt->queue && !rt->stopping) pthread_cond_wait(&rt->wake, &rt->lock);
     if (!rt->queue) break;
-    retired_t *batch = rt->queue;
+    retired_t *batch = NULL; /* oldest first: the queue is newest first, quarantine a FIFO */
+    for (retired_t *r = rt->queue, *next; r; r = next) {
+      next = r->next;
+      r->next = batch;
+      batch = r;
+    }
     rt->queue = NULL;
     rt->reclaiming = true;
     pthread_mutex_unlock(&rt->lock);

@@ -1,9 +1,10 @@
 /* Small blocks: the slow path of allocation and the page lists.
  *
  * Why: the fast path (api.c) only looks at the class's current page and one
- * bitmap word.  Everything else lives here: a page that fills leaving its
- * class's list, taking back blocks other threads freed, borrowing a fresh
- * page, and putting pages back in the list or returning them to the segment.
+ * bitmap word.  Everything else lives here: a full page leaving its class's
+ * list (when an allocation finds it full), taking back blocks other threads
+ * freed, borrowing a fresh page, and putting pages back in the list or
+ * returning them to the segment.
  */
 #include "internal.h"
 
@@ -36,14 +37,18 @@ static void class_push(islet_interp_t *in, page_t *pg) {
 
 /* A free made a full page available, or emptied a page: the last page of a
  * class stays, others go back to their segment. */
+void islet_page_drop(islet_interp_t *in, page_t *pg) {
+  class_remove(in, pg);
+  islet_page_retire(in, pg);
+}
+
 void islet_page_after_free(islet_interp_t *in, page_t *pg, bool was_full) {
   if (was_full) {
     pg->state = PG_AVAIL;
     class_push(in, pg);
   }
   if (pg->used == 0 && (in->pages[pg->cls] != pg || pg->next)) {
-    class_remove(in, pg);
-    islet_page_retire(in, pg);
+    islet_page_drop(in, pg);
     return;
   }
   in->cur[pg->cls] = pg;
@@ -54,12 +59,15 @@ static void *take_first(page_t *pg) {
 }
 
 /* The current page is full (its hint word is).  Full pages leave the list
- * here, one by one; with none left, blocks freed by others are taken back,
- * then a fresh page is borrowed. */
+ * here, one by one; with none left, blocks freed by others are taken back
+ * (once: others may keep freeing), then a fresh page is borrowed. */
 void *islet_small_alloc_slow(islet_interp_t *in, unsigned cls) {
-  for (page_t *pg; (pg = in->cur[cls]) != &islet_empty_page || atomic_load(&in->any_pending);) {
+  bool collected = false;
+  for (page_t *pg;
+       (pg = in->cur[cls]) != &islet_empty_page || (!collected && atomic_load(&in->any_pending));) {
     if (pg == &islet_empty_page) {
       islet_collect(in);
+      collected = true;
       continue;
     }
     if (pg->avail) return take_first(pg);

@@ -170,7 +170,8 @@ ISLET_API unsigned islet_interp_id(const islet_interp_t *in);
 ISLET_API void islet_interp_set_limit(islet_interp_t *in, size_t bytes); /* 0 = none */
 /* The teardown policy of this interpreter, instead of the runtime's (an
  * embedder whose interpreters differ in what may outlive them). */
-ISLET_API void islet_interp_set_teardown(islet_interp_t *in, islet_teardown_t t);
+ISLET_API int islet_interp_set_teardown(islet_interp_t *in,
+                                        islet_teardown_t t); /* 0, ISLET_EINVAL */
 ISLET_API void islet_interp_stats(islet_interp_t *in, islet_stats_t *out);
 ISLET_API int islet_interp_stats_json(islet_interp_t *in, FILE *out);
 /* Takes back the blocks other threads freed; the allocator also does this
