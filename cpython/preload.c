@@ -53,8 +53,10 @@ __attribute__((constructor)) static void start(void) {
   const char *why = getenv("PYTHONMALLOC")    ? "PYTHONMALLOC is set"
                     : getenv("PYTHONDEVMODE") ? "PYTHONDEVMODE is set"
                                               : NULL;
-  if (why) {
-    fprintf(stderr, "islet: %s, and CPython would replace islet's allocator: islet is off\n", why);
+  if (why) { /* said by the process `islet run` started; its children keep their stderr */
+    if (main_process())
+      fprintf(stderr, "islet: %s, and CPython would replace islet's allocator: islet is off\n",
+              why);
     return;
   }
   static const char *const cross[] = {"defer", "report", "abort"};

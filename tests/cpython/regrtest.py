@@ -5,7 +5,8 @@ Why: the integration must not change what CPython does.  Both runs execute
 the same tests of Debian's libpython3.X-testsuite in worker processes (-j2)
 and every test case must end the same way in both, except the cases listed
 in EXPECTED: they inspect pymalloc itself, which islet replaces (tracemalloc's
-hooks change them the same way).  Those must differ, which also proves that
+hooks change them the same way).  The whole suite (--full, 36,524 cases on
+Debian's 3.11) differs in exactly these.  Those must differ, which also proves that
 the workers really ran on islet.
 
 Debian leaves test_capi out of the testsuite package; when CPython's source
@@ -25,6 +26,7 @@ import xml.etree.ElementTree as ET
 EXPECTED = {
     "test.test_sys.SysModuleTest.test_getallocatedblocks": "counts pymalloc's blocks",
     "test.test_sys.SysModuleTest.test_debugmallocstats": "prints pymalloc's arenas",
+    "test.test_cmd_line.CmdLineTest.test_pythonmalloc": "asks the allocator's name: pymalloc",
 }
 
 
@@ -60,6 +62,8 @@ def run(cmd, xml, env):
 def outcomes(xml):
     out = {}
     for case in ET.parse(xml).iter("testcase"):
+        if case.get("name") is None:  # a failed subtest's record: its test is then absent
+            continue
         kinds = [c.tag for c in case if c.tag in ("failure", "error", "skipped")]
         out[case.get("name")] = kinds[0] if kinds else "passed"
     return out
