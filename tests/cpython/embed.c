@@ -98,6 +98,13 @@ static long rss_kib(void) {
   return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
+/* RSS once islet's reclaimer has given back what ended interpreters left
+ * (on a loaded machine it may lag behind). */
+static long settled_rss(int plain) {
+  if (!plain) islet_runtime_flush(islet_cpython_runtime());
+  return rss_kib();
+}
+
 static islet_cpython_record_t rec[4096];
 
 static size_t records(void) {
@@ -127,9 +134,9 @@ static int cycles(int n, long max_kib, int plain) {
     start(0);
   int warm = n / 10;
   for (int i = 0; i < warm; i++) in_sub(work);
-  long before = rss_kib();
+  long before = settled_rss(plain);
   for (int i = warm; i < n; i++) in_sub(work);
-  long grown = rss_kib() - before;
+  long grown = settled_rss(plain) - before;
   printf("%s: %d cycles after %d warm-up ones: RSS %+ld KiB (%ld KiB at the start)\n",
          plain ? "CPython alone" : "islet", n - warm, warm, grown, before);
   if (!plain) {
