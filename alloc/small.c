@@ -35,13 +35,13 @@ static void class_push(islet_interp_t *in, page_t *pg) {
   if (in->cur[pg->cls] == &islet_empty_page) in->cur[pg->cls] = pg;
 }
 
-/* A free made a full page available, or emptied a page: the last page of a
- * class stays, others go back to their segment. */
 void islet_page_drop(islet_interp_t *in, page_t *pg) {
   class_remove(in, pg);
   islet_page_retire(in, pg);
 }
 
+/* A free made a full page available, or emptied a page: the last page of a
+ * class stays, others go back to their segment. */
 void islet_page_after_free(islet_interp_t *in, page_t *pg, bool was_full) {
   if (was_full) {
     pg->state = PG_AVAIL;
