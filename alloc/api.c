@@ -147,6 +147,17 @@ static inline bool remote_pending(segment_t *seg, page_t *pg, unsigned w, uint64
          (atomic_load_explicit(&pg->remote[w], memory_order_relaxed) & m);
 }
 
+/* Clears p's live bit (bits: the word's value) and takes it off the books;
+ * the page's count and list are the caller's. */
+static inline void block_freed(islet_interp_t *in, page_t *pg, unsigned w, uint64_t bits,
+                               uint64_t m, void *p) {
+  san_poison(p, pg->bsize);
+  atomic_store_explicit(&pg->live[w], bits & ~m, memory_order_relaxed);
+  page_word_freed(pg, w);
+  in->bytes -= pg->bsize;
+  in->blocks--;
+}
+
 static inline __attribute__((always_inline)) void free_small_local(islet_interp_t *in,
                                                                    segment_t *seg, page_t *pg,
                                                                    long idx, void *p,
@@ -159,11 +170,7 @@ static inline __attribute__((always_inline)) void free_small_local(islet_interp_
     return;
   }
   vg_free(p);
-  san_poison(p, pg->bsize);
-  atomic_store_explicit(&pg->live[w], bits & ~m, memory_order_relaxed);
-  page_word_freed(pg, w);
-  in->bytes -= pg->bsize;
-  in->blocks--;
+  block_freed(in, pg, w, bits, m, p);
   bool was_full = pg->state == PG_FULL;
   if (UNLIKELY(was_full | (--pg->used == 0)))
     islet_page_after_free(in, pg, was_full);
@@ -248,11 +255,7 @@ void islet_free(islet_interp_t *in, void *p) {
       uint64_t bits = atomic_load_explicit(&pg->live[w], memory_order_relaxed);
       uint64_t pending = atomic_load_explicit(&seg->pending, memory_order_relaxed) >> i & 1;
       if (LIKELY((bits & m) && !pending && pg->state != PG_FULL && pg->used > 1 && !vg_on())) {
-        san_poison(p, pg->bsize);
-        atomic_store_explicit(&pg->live[w], bits & ~m, memory_order_relaxed);
-        page_word_freed(pg, w);
-        in->bytes -= pg->bsize;
-        in->blocks--;
+        block_freed(in, pg, w, bits, m, p);
         pg->used--;
         in->cur[pg->cls] = pg; /* reuse what was just freed: it is in cache */
         return;
