@@ -43,10 +43,14 @@ static void *naive_user(void *arg) { /* a plain ++ on a shared count */
   return NULL;
 }
 
+static _Atomic int reused; /* relaxed too: it orders in time, not for TSan */
+
 static void *stale_user(void *arg) { /* keeps using a block its owner has reused */
   (void)arg;
   char *p;
   while (!(p = atomic_load_explicit(&stale, memory_order_relaxed))) continue;
+  while (!atomic_load_explicit(&reused, memory_order_relaxed))
+    continue; /* after the owner's write */
   p[0] = 7;
   return NULL;
 }
@@ -98,6 +102,7 @@ int main(int argc, char **argv) {
     islet_free(in, q);
     char *again = islet_malloc(in, 64); /* the same block, reused */
     again[0] = 1;
+    atomic_store_explicit(&reused, 1, memory_order_relaxed);
     pthread_join(t, NULL);
     islet_free(in, again);
   }
