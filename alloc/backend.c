@@ -30,6 +30,7 @@ static char tsan_backend_token;
 #include <pthread.h>
 
 const char islet_backend_name[] = "jemalloc";
+const bool islet_backend_zeroes = false; /* it reuses what it was given back */
 
 /* Emptied arenas, process-wide like jemalloc's arena indices (at most
  * MALLOCX_ARENA_LIMIT = 4095 of them). */
@@ -86,6 +87,7 @@ bool islet_backend_resize(void *p, size_t old, size_t size) {
 #else
 
 const char islet_backend_name[] = "system";
+const bool islet_backend_zeroes = true;
 
 int islet_backend_arena_new(unsigned *arena) {
   *arena = 0;

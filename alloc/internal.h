@@ -61,6 +61,7 @@ typedef struct segment {
   seghdr_t h;
   uint64_t free_pages;      /* bit i: page i is free (owner only) */
   uint64_t purged;          /* bit i: free page i's memory went back (orphan.c) */
+  uint64_t touched;         /* bit i: page i was ever used (its descriptor written) */
   _Atomic uint64_t pending; /* bit i: page i has remote frees */
   page_t pages[SEG_PAGES];  /* 0 .. META_PAGES-1 are unused */
 } segment_t;
@@ -228,6 +229,9 @@ void islet_backend_unmap(unsigned arena, void *p, size_t size);
 /* The region p of old bytes now has size bytes, in place; false: unchanged. */
 bool islet_backend_resize(void *p, size_t old, size_t size);
 extern const char islet_backend_name[];
+/* Regions come zero-filled (fresh mmap): a new segment need not clear its
+ * page descriptors, which would fault in 18 pages of its header. */
+extern const bool islet_backend_zeroes;
 
 /* segment.c */
 page_t *islet_page_fresh(islet_interp_t *in, unsigned cls);

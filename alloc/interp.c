@@ -82,9 +82,10 @@ static void note_leak(islet_leak_report_t *r, void *p) {
 static void leak_report(islet_interp_t *in, islet_leak_report_t *r, bool freeing) {
   for (seghdr_t *h = in->segs.next; h != &in->segs; h = h->next) {
     segment_t *seg = (segment_t *)h;
-    for (unsigned i = META_PAGES; i < SEG_PAGES; i++) {
-      page_t *pg = &seg->pages[i];
-      if (pg->state == PG_FREE || !pg->used) continue;
+    /* pages in use only: the others' descriptors may never have been touched */
+    for (uint64_t inuse = ~seg->free_pages & USABLE_PAGES; inuse; inuse &= inuse - 1) {
+      page_t *pg = &seg->pages[__builtin_ctzll(inuse)];
+      if (!pg->used) continue;
       r->class_blocks[pg->cls] += pg->used;
       r->blocks += pg->used;
       r->bytes += (size_t)pg->used * pg->bsize;

@@ -27,8 +27,8 @@ static void unpoison(region_t *r) {
     san_unpoison(r->base, r->size);
     return;
   }
-  for (unsigned i = META_PAGES; i < SEG_PAGES; i++)
-    if (seg->pages[i].nblocks) san_unpoison(page_block(&seg->pages[i], 0), PAGE_SIZE);
+  for (uint64_t t = seg->touched; t; t &= t - 1)
+    san_unpoison(page_block(&seg->pages[__builtin_ctzll(t)], 0), PAGE_SIZE);
 }
 
 static void region_release(unsigned arena, region_t *r, bool protected) {

@@ -18,8 +18,9 @@ static segment_t *segment_new(islet_interp_t *in) {
   seg->h.owner_id = in->id;
   seg->free_pages = USABLE_PAGES;
   seg->purged = 0;
+  seg->touched = 0;
   atomic_init(&seg->pending, 0);
-  for (size_t i = 0; i < SEG_PAGES; i++) {
+  for (size_t i = 0; i < SEG_PAGES && !islet_backend_zeroes; i++) {
     seg->pages[i].nblocks = 0; /* a pointer into a never-used page is interior */
     seg->pages[i].state = PG_FREE;
   }
@@ -68,6 +69,7 @@ page_t *islet_page_fresh(islet_interp_t *in, unsigned cls) {
   if (!seg && !(seg = segment_new(in))) return NULL;
   unsigned i = (unsigned)__builtin_ctzll(seg->free_pages);
   seg->free_pages &= ~((uint64_t)1 << i);
+  seg->touched |= (uint64_t)1 << i;
   page_t *pg = &seg->pages[i];
   page_init(seg, pg, cls);
   in->npages++;
