@@ -18,6 +18,7 @@
 #include "islet_freelist.h"
 #include "islet_singletons.h"
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,10 +101,15 @@ static void add(int s, void *p, size_t size, int kind) {
   stamp(&blocks[nblocks++]);
 }
 
+/* A live block leaves the model: it still has its contents, its owner and
+ * at least its size. */
 static block_t take(int i) {
   block_t b = blocks[i];
   blocks[i] = blocks[--nblocks];
   check_stamp(&b);
+  islet_interp_t *owner = islet_owner(b.p);
+  if (b.slot == ORPHAN ? !owner : owner != in[b.slot]) fail("a live block lost its owner");
+  if (islet_usable_size(b.p) < b.size) fail("a live block is smaller than asked");
   return b;
 }
 
@@ -204,6 +210,27 @@ static void bad_free(int s, uint16_t arg) {
   if (events != before + 1) fail("a bad free was not reported exactly once");
 }
 
+/* Sizes of malloc and realloc: small, or large up to 2.6 MB (a realloc of a
+ * large block grows or shrinks it in place when it can). */
+static size_t any_size(uint16_t arg) {
+  return arg % 4 == 0 ? (size_t)arg * 40 : arg % 600;
+}
+
+/* An aligned block: the alignment is a power of two up to ISLET_MAX_ALIGN,
+ * or a bad one (not a power of two, too large) that must be refused. */
+static void aligned(int s, uint16_t arg) {
+  size_t align = (size_t)1 << (arg % 23), size = (arg >> 5) * 24;
+  bool bad = arg & 0x8000 || align > ISLET_MAX_ALIGN;
+  if (arg & 0x8000) align = align << 1 | 3; /* two bits or more: not a power of two */
+  void *p = islet_aligned_alloc(in[s], align, size);
+  if (bad) {
+    if (p || islet_last_error() != ISLET_EINVAL) fail("a bad alignment was not refused");
+    return;
+  }
+  if (p && (uintptr_t)p % align) fail("an aligned block is misaligned");
+  add(s, p, size, 0);
+}
+
 static void step(uint8_t op, int s, uint16_t arg) {
   if (!in[s] && op % 16 != 0) return;
   if (in[s]) {
@@ -218,11 +245,9 @@ static void step(uint8_t op, int s, uint16_t arg) {
     else
       destroy(s);
     break;
-  case 1: {
-    size_t size = arg % 4 == 0 ? (size_t)arg * 40 : arg % 600;
-    add(s, islet_malloc(in[s], size), size, 0);
+  case 1:
+    add(s, islet_malloc(in[s], any_size(arg)), any_size(arg), 0);
     break;
-  }
   case 2: { /* calloc, overflowing for large counts */
     size_t n = (size_t)arg << 48 | 3;
     void *p = islet_calloc(in[s], arg & 0x8000 ? n : arg % 64, 7);
@@ -249,7 +274,7 @@ static void step(uint8_t op, int s, uint16_t arg) {
   case 4:
     if (nblocks && !blocks[arg % nblocks].freelist_kind) {
       block_t b = take(arg % nblocks);
-      size_t size = arg % 3000;
+      size_t size = any_size((uint16_t)(arg * 7919u)); /* not the slot's bits */
       unsigned char *p = islet_realloc(in[s], b.p, size);
       if (!p) { /* only a limit may refuse it, and the old block stays */
         if (islet_last_error() != ISLET_ELIMIT) {
@@ -308,6 +333,9 @@ static void step(uint8_t op, int s, uint16_t arg) {
     break;
   case 12:
     bad_free(s, arg);
+    break;
+  case 14:
+    aligned(s, arg);
     break;
   case 13:
     if (nblocks && !blocks[arg % nblocks].freelist_kind && blocks[arg % nblocks].size) {
