@@ -31,6 +31,7 @@ typedef struct {
 
 extern const alloc_vt_t vt_islet, vt_glibc, vt_jemalloc, vt_mimalloc, vt_pymalloc;
 extern const alloc_vt_t vt_islet_locked; /* one interpreter shared behind a mutex */
+extern const alloc_vt_t vt_lists;        /* no allocator: the machine's ceiling in (3) */
 
 void allocators_init(void);       /* the islet runtime; checks jemalloc is the process malloc */
 void allocators_after_fork(void); /* in a forked child: a runtime of its own */
