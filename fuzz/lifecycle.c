@@ -3,13 +3,15 @@
  *
  * Why: finalization is where multi-interpreter runtimes break (CPython's own
  * fuzzers never finalize), so the input drives create/destroy of
- * interpreters under every teardown policy, allocation of every kind, cross
- * frees, free lists, singletons, immortals and limits, and ends the runtime
- * with interpreters still alive.  The model knows which blocks are live and
- * who owns them.  After every step the heap's stats must agree with it; after
- * a destroy the leak report must name exactly the model's live blocks, and
- * under the release policy none of the interpreter's memory may stay mapped
- * once the reclaimer is done (checked with mincore on the system backend).
+ * interpreters under every teardown policy (the runtime's or one set per
+ * interpreter), allocation of every kind and size (aligned too, and realloc
+ * that grows large blocks in place), cross frees under the defer and report
+ * policies, bad frees and reallocs, free lists, singletons, immortals and
+ * limits, and ends the runtime with interpreters still alive.  The model knows which blocks are
+ * live and who owns them.  After every step the heap's stats must agree with it; after a destroy
+ * the leak report must name exactly the model's live blocks, and under the release policy none of
+ * the interpreter's memory may stay mapped once the reclaimer is done (checked with mincore on the
+ * system backend).
  *
  * Input: one byte of policy (bits 0-1 teardown, bits 2-4 singletons, bits 2-5
  * the end order, bits 6-7 both set: reclaim on the runtime's thread), then
@@ -40,9 +42,11 @@ static islet_interp_t *in[SLOTS];
 static block_t blocks[MAXB];
 #define ORPHAN (-1) /* the slot of a block whose interpreter ended under orphan */
 
-static int nblocks, events;
-static islet_teardown_t teardown;
-static size_t singletons_each; /* blocks each interpreter's singletons hold */
+static int nblocks, events, cross_events;   /* reports: bad input, and cross frees */
+static islet_teardown_t teardown_of[SLOTS]; /* the runtime's, or set per interpreter */
+static islet_teardown_t teardown;           /* the runtime's */
+static bool cross_report;                   /* policy report, not defer */
+static size_t singletons_each;              /* blocks each interpreter's singletons hold */
 static int preset; /* 0 none, the CPython preset per interpreter (1) or shared (2), 3 small */
 static size_t bytes_before;          /* of the stepping interpreter, before the step */
 static unsigned char *retired[MAXB]; /* blocks of destroyed interpreters */
@@ -50,8 +54,10 @@ static int nretired;
 
 static void on_event(void *ctx, const islet_event_t *ev) {
   (void)ctx;
-  (void)ev;
-  events++;
+  if (ev->error == ISLET_ECROSS)
+    cross_events++;
+  else
+    events++;
 }
 
 static void fail(const char *what) {
@@ -107,6 +113,7 @@ static block_t take(int i) {
   block_t b = blocks[i];
   blocks[i] = blocks[--nblocks];
   check_stamp(&b);
+  if (!islet_contains(b.p)) fail("a live block is not islet memory");
   islet_interp_t *owner = islet_owner(b.p);
   if (b.slot == ORPHAN ? !owner : owner != in[b.slot]) fail("a live block lost its owner");
   if (islet_usable_size(b.p) < b.size) fail("a live block is smaller than asked");
@@ -167,6 +174,7 @@ static int mapped(const void *p) {
  * and, released on the system backend, none is mapped (checked before
  * anything can reuse it). */
 static void destroy(int s) {
+  islet_teardown_t teardown = teardown_of[s];
   islet_leak_report_t r;
   size_t expect = live_in(s);
   islet_interp_destroy(in[s], &r);
@@ -206,8 +214,30 @@ static void bad_free(int s, uint16_t arg) {
     p = retired[arg % nretired]; /* quarantined */
   else
     p = &on_stack_target; /* foreign */
-  islet_free(in[s], p);
+  if (arg & 0x8000) {     /* realloc of it: reported as its free would be, and no block */
+    if (islet_realloc(in[s], p, arg % 600)) fail("a bad realloc returned a block");
+  } else {
+    islet_free(in[s], p);
+  }
   if (events != before + 1) fail("a bad free was not reported exactly once");
+}
+
+/* Under the report policy a cross free is reported once, under defer never;
+ * either way the block goes back to its owner. */
+static void free_block(int s, block_t b) {
+  int before = cross_events;
+  islet_free(in[s], b.p); /* a cross free when s is not b.slot */
+  if (cross_events != before + (cross_report && b.slot != s))
+    fail("a cross free was not reported as the policy says");
+}
+
+/* A teardown policy for one interpreter; 3 is none and must be refused. */
+static void set_teardown(int s, uint16_t arg) {
+  islet_teardown_t t = (islet_teardown_t)(arg >> 8 & 3);
+  int rc = islet_interp_set_teardown(in[s], t);
+  if (t > ISLET_TEARDOWN_ORPHAN ? rc != ISLET_EINVAL : rc != 0)
+    fail("islet_interp_set_teardown answered wrong");
+  if (!rc) teardown_of[s] = t;
 }
 
 /* Sizes of malloc and realloc: small, or large up to 2.6 MB (a realloc of a
@@ -240,10 +270,10 @@ static void step(uint8_t op, int s, uint16_t arg) {
   }
   switch (op % 16) {
   case 0:
-    if (!in[s])
-      in[s] = islet_interp_new(rt);
-    else
+    if (in[s])
       destroy(s);
+    else if ((in[s] = islet_interp_new(rt)))
+      teardown_of[s] = teardown;
     break;
   case 1:
     add(s, islet_malloc(in[s], any_size(arg)), any_size(arg), 0);
@@ -268,7 +298,7 @@ static void step(uint8_t op, int s, uint16_t arg) {
         islet_freelist_free(in[b.slot], (unsigned)b.freelist_kind - 1, b.p);
         break;
       }
-      islet_free(in[s], b.p); /* a cross free when s is not b.slot */
+      free_block(s, b);
     }
     break;
   case 4:
@@ -326,9 +356,16 @@ static void step(uint8_t op, int s, uint16_t arg) {
     break;
   }
   case 10:
-    islet_interp_set_limit(in[s], arg ? (size_t)arg * 64 : 0);
+    if ((arg & 0xc000) == 0xc000)
+      set_teardown(s, arg);
+    else
+      islet_interp_set_limit(in[s], arg ? (size_t)arg * 64 : 0);
     break;
   case 11:
+    if (arg & 0x8000) { /* the cross policy, changed while blocks are out */
+      cross_report = arg & 1;
+      islet_runtime_set_cross_policy(rt, cross_report ? ISLET_CROSS_REPORT : ISLET_CROSS_DEFER);
+    }
     islet_interp_collect(in[s]);
     break;
   case 12:
@@ -361,6 +398,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (in[s] && (data[0] >> (2 + s)) & 1) destroy(s);
   islet_runtime_destroy(rt); /* with whatever is still alive */
   for (int s = 0; s < SLOTS; s++) in[s] = NULL;
-  nblocks = nretired = events = 0;
+  nblocks = nretired = events = cross_events = 0;
+  cross_report = false;
   return 0;
 }
