@@ -2,13 +2,13 @@
  * interpreter-free queries.
  *
  * Why here: these are the fast paths, and they should read top to bottom.
- * Own-interpreter malloc is: limit check, one bitmap word of the class's
- * current page, set a bit.  Own-interpreter free is: owner map, page, block
- * index by multiplication, clear a bit.  Neither takes a lock or does an
- * atomic read-modify-write; everything unusual drops to a NOINLINE function.
+ * Own-interpreter malloc is: limit check, pop the head of the class's
+ * current page's free list and set its live bit.  Own-interpreter free is:
+ * owner map, page, block index by multiplication, clear the live bit, push
+ * the block.  Neither takes a lock or does an atomic read-modify-write;
+ * everything unusual drops to a NOINLINE function.
  */
 #include "internal.h"
-#include "sanitize.h"
 #include <string.h>
 
 static NOINLINE bool over_limit(islet_interp_t *in, size_t bs) {
@@ -48,26 +48,24 @@ static void *large_alloc(islet_interp_t *in, size_t size, size_t align) {
   return p;
 }
 
-/* A block of class cls from the current page's hint word, under the limit;
- * NULL when the word is full or the limit is in the way. */
-static inline void *small_take(islet_interp_t *in, unsigned cls, size_t bs) {
-  page_t *pg = in->cur[cls];
-  unsigned w = pg->hint;
-  uint64_t bits = atomic_load_explicit(&pg->live[w], memory_order_relaxed);
-  if (UNLIKELY((bits == ~(uint64_t)0) | (in->bytes + bs > in->limit))) return NULL;
-  return page_take(pg, w, bits);
+/* A block of class cls from the current page's free list, under the limit;
+ * NULL when the list is empty or the limit is in the way. */
+static inline void *small_take(islet_interp_t *in, unsigned cls, size_t bs, bool vg) {
+  if (UNLIKELY(in->bytes + bs > in->limit)) return NULL;
+  return page_pop(in->cur[cls], vg);
 }
 
-static inline void *small_done(islet_interp_t *in, void *p, size_t bs, size_t size) {
+/* vg: Valgrind may be on (the fast path knows it is not). */
+static inline void *small_done(islet_interp_t *in, void *p, size_t bs, size_t size, bool vg) {
   account_alloc(in, bs);
   san_unpoison(p, size);
-  vg_alloc(p, bs - in->redzone, 0); /* Valgrind: the usable size, as malloc_usable_size */
+  if (vg) vg_alloc(p, bs - in->redzone, 0); /* Valgrind: the usable size, as malloc_usable_size */
   return p;
 }
 
 static inline void *small_alloc(islet_interp_t *in, unsigned cls, size_t size) {
   size_t bs = islet_class_sizes[cls];
-  void *p = small_take(in, cls, bs);
+  void *p = small_take(in, cls, bs, true);
   if (!p) {
     if (in->bytes + bs > in->limit && over_limit(in, bs)) return NULL;
     if (!(p = islet_small_alloc_slow(in, cls))) {
@@ -75,7 +73,7 @@ static inline void *small_alloc(islet_interp_t *in, unsigned cls, size_t size) {
       return NULL;
     }
   }
-  return small_done(in, p, bs, size);
+  return small_done(in, p, bs, size, true);
 }
 
 static NOINLINE void *malloc_slow(islet_interp_t *in, size_t size) {
@@ -86,16 +84,16 @@ static NOINLINE void *malloc_slow(islet_interp_t *in, size_t size) {
   return large_alloc(in, size, 0);
 }
 
-/* The fast path, a leaf: 1 to 1,024 bytes from the current page's hint
- * word.  Anything else (zero, larger sizes, a full word, the limit,
- * Valgrind's bookkeeping) is one tail call away. */
+/* The fast path, a leaf: 1 to 1,024 bytes from the current page's free
+ * list.  Anything else (zero, larger sizes, an empty list, the limit, any
+ * size under Valgrind, see fast_max) is one tail call away. */
 void *islet_malloc(islet_interp_t *in, size_t size) {
-  if (LIKELY(size - 1 < 1024 - in->redzone && !vg_on())) {
+  if (LIKELY(size - 1 < in->fast_max)) {
     size_t n = size + in->redzone;
     unsigned cls = islet_small_classes[(n + 15) >> 4];
     size_t bs = islet_class_sizes[cls];
-    void *p = small_take(in, cls, bs);
-    if (LIKELY(p)) return small_done(in, p, bs, size);
+    void *p = small_take(in, cls, bs, false);
+    if (LIKELY(p)) return small_done(in, p, bs, size, false);
   }
   return malloc_slow(in, size);
 }
@@ -147,13 +145,14 @@ static inline bool remote_pending(segment_t *seg, page_t *pg, unsigned w, uint64
          (atomic_load_explicit(&pg->remote[w], memory_order_relaxed) & m);
 }
 
-/* Clears p's live bit (bits: the word's value) and takes it off the books;
- * the page's count and list are the caller's. */
-static inline void block_freed(islet_interp_t *in, page_t *pg, unsigned w, uint64_t bits,
-                               uint64_t m, void *p) {
+/* Clears p's live bit (bits: the word's value), pushes it on its page's free
+ * list and takes it off the books; the page's count and class list are the
+ * caller's. */
+static inline void block_freed(islet_interp_t *in, page_t *pg, long idx, uint64_t bits, uint64_t m,
+                               void *p, bool vg) {
   san_poison(p, pg->bsize);
-  atomic_store_explicit(&pg->live[w], bits & ~m, memory_order_relaxed);
-  page_word_freed(pg, w);
+  atomic_store_explicit(&pg->live[idx >> 6], bits & ~m, memory_order_relaxed);
+  page_push(pg, (unsigned)idx, p, vg);
   in->bytes -= pg->bsize;
   in->blocks--;
 }
@@ -170,7 +169,7 @@ static inline __attribute__((always_inline)) void free_small_local(islet_interp_
     return;
   }
   vg_free(p);
-  block_freed(in, pg, w, bits, m, p);
+  block_freed(in, pg, idx, bits, m, p, vg_on());
   bool was_full = pg->state == PG_FULL;
   if (UNLIKELY(was_full | (--pg->used == 0)))
     islet_page_after_free(in, pg, was_full);
@@ -202,6 +201,7 @@ static bool is_orphan(islet_interp_t *caller, seghdr_t *h) {
 /* Everything but an own-interpreter small free: cross-interpreter and large
  * frees, and bad pointers, which change nothing. */
 static NOINLINE void free_slow(islet_interp_t *caller, void *p, uintptr_t word) {
+  if (!p) return;
   if (!map_is_hdr(word)) {
     islet_report(NULL, caller, word ? ISLET_EDESTROYED : ISLET_EFOREIGN, p, (unsigned)(word >> 2));
     return;
@@ -240,12 +240,15 @@ static NOINLINE void free_slow(islet_interp_t *caller, void *p, uintptr_t word) 
 
 /* The fast path, a leaf: a live block of in's own small pages whose page
  * neither was full nor empties, with no remote free pending on it.
- * Everything else is one tail call away. */
+ * Everything else (and every free under Valgrind, see fast_owner) is one
+ * tail call away. */
 void islet_free(islet_interp_t *in, void *p) {
-  if (UNLIKELY(!p)) return;
-  uintptr_t word = islet_map_get(p);
-  segment_t *seg = (segment_t *)word;
-  if (LIKELY(map_is_hdr(word) && seg->h.owner == in && seg->h.kind == KIND_SMALL)) {
+  uintptr_t word = islet_map_get(p); /* 0 for NULL: no segment starts at address 0 */
+  /* seg comes from p, not from the map: the loads below need not wait for
+   * the map's, only the branch on it (a large block's header is its
+   * granule's base too, with no fast owner) */
+  segment_t *seg = seg_of(p);
+  if (LIKELY(word == (uintptr_t)seg && word && seg->h.fast_owner == in)) {
     unsigned i = page_index(p);
     page_t *pg = &seg->pages[i];
     long idx = page_block_index(pg, p);
@@ -254,8 +257,8 @@ void islet_free(islet_interp_t *in, void *p) {
       uint64_t m = (uint64_t)1 << (idx & 63);
       uint64_t bits = atomic_load_explicit(&pg->live[w], memory_order_relaxed);
       uint64_t pending = atomic_load_explicit(&seg->pending, memory_order_relaxed) >> i & 1;
-      if (LIKELY((bits & m) && !pending && pg->state != PG_FULL && pg->used > 1 && !vg_on())) {
-        block_freed(in, pg, w, bits, m, p);
+      if (LIKELY((bits & m) && !pending && pg->state != PG_FULL && pg->used > 1)) {
+        block_freed(in, pg, idx, bits, m, p, false);
         pg->used--;
         in->cur[pg->cls] = pg; /* reuse what was just freed: it is in cache */
         return;
@@ -266,7 +269,7 @@ void islet_free(islet_interp_t *in, void *p) {
 }
 
 void islet_free_any(void *p) {
-  if (p) free_slow(NULL, p, islet_map_get(p));
+  free_slow(NULL, p, islet_map_get(p));
 }
 
 /* --- queries ------------------------------------------------------------ */

@@ -5,15 +5,19 @@
  * the owner of any address is two loads away.  Small blocks are carved from
  * 64 KiB pages of 4 MiB segments; a page keeps one "live" bit per block
  * (owner-written) and one "remote" bit per block (set atomically by other
- * threads freeing into it).  Nothing is ever stored inside a free block, so a
- * stale pointer cannot corrupt allocator state and Valgrind/ASan can watch
- * every free block.  Large blocks get a region of their own from the backend
- * with a header at its base.
+ * threads freeing into it).  The bitmaps are the truth.  A page also keeps a
+ * free list for speed, threaded through its free blocks as 16-bit block
+ * indices (mimalloc threads pointers the same way): a hint, checked against
+ * the live bit on every allocation, so a use-after-free write into a free
+ * block can make islet rebuild the list, never hand out a live block or
+ * memory outside the page.  Large blocks get a region of their own from the
+ * backend with a header at its base.
  */
 #ifndef ISLET_INTERNAL_H
 #define ISLET_INTERNAL_H
 
 #include "islet.h"
+#include "sanitize.h"
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <pthread.h>
@@ -39,10 +43,11 @@ enum { PG_FREE = 0, PG_AVAIL, PG_FULL };
  * field points at a block: a leak checker scanning islet's metadata must not
  * find leaked blocks reachable. */
 typedef struct __attribute__((aligned(64))) page {
-  uint32_t off;                         /* of the page in its segment */
-  uint32_t bsize, magic;                /* magic = ceil(2^32 / bsize): exact division */
-  uint16_t nblocks, used, hint, nwords; /* hint: a word with room (the last freed) */
-  uint64_t avail;                       /* bit w: live[w] has a free block */
+  uint32_t off;          /* of the page in its segment */
+  uint32_t bsize, magic; /* magic = ceil(2^32 / bsize): exact division */
+  uint16_t nblocks, used, nwords;
+  uint16_t free; /* the free list's first block, LIST_END when empty */
+  uint16_t scan; /* the live word the next refill of the list starts at */
   uint8_t cls, state;
   struct page *next, *prev;          /* the class's list of pages with free blocks */
   _Atomic uint64_t live[PAGE_WORDS]; /* right after the hot fields: often one line */
@@ -52,6 +57,8 @@ typedef struct __attribute__((aligned(64))) page {
 typedef struct seghdr {
   uint32_t kind, owner_id;
   islet_interp_t *owner;
+  islet_interp_t *fast_owner; /* owner of a small segment, for the free fast path;
+                                 NULL for large blocks and under Valgrind */
   struct seghdr *next, *prev; /* the owner's list of segments or large blocks */
 } seghdr_t;
 
@@ -77,6 +84,8 @@ enum { LARGE_LIVE = 1, LARGE_REMOTE, LARGE_DEAD };
 
 _Static_assert(sizeof(segment_t) <= META_PAGES * PAGE_SIZE, "segment header too big");
 _Static_assert(sizeof(large_t) <= LARGE_HDR, "large header too big");
+_Static_assert((uint64_t)PAGE_SIZE *ISLET_SMALL_MAX <= (uint64_t)1 << 32,
+               "page_block_index divides exactly only up to 2^32");
 _Static_assert(ISLET_MAX_ALIGN < SEG_SIZE, "a large block must start in its first granule");
 
 /* Modules built on the heap (freelists/, singletons/, immortal/) follow
@@ -94,8 +103,10 @@ typedef struct {
 struct islet_interp {
   /* hot, owner only */
   page_t *cur[ISLET_SIZE_CLASSES]; /* the page each class allocates from (small.c) */
-  size_t bytes, blocks, limit;     /* limit: SIZE_MAX when none */
+  size_t bytes, limit, blocks;     /* limit: SIZE_MAX when none (apart from blocks: gcc would
+                                      pair bytes and blocks in SSE registers) */
   size_t redzone;
+  size_t fast_max; /* sizes 1..fast_max take the malloc fast path (none under Valgrind) */
   _Atomic uint64_t any_pending; /* some segment or large block has remote frees */
   /* cold */
   size_t bytes_peak, blocks_peak, allocs, limit_hits;
@@ -256,39 +267,61 @@ static inline char *large_block(const large_t *lg) {
 /* small.c */
 extern page_t islet_empty_page;
 
-/* Takes the lowest free block of word w (bits: its value, not all ones).  A
- * word that fills leaves avail and the hint moves to the first word with
- * room, without a branch (in a churned page words fill all the time).  A
- * page that fills keeps its hint on a full word and stays in its class's
- * list: under churn the next free would put it straight back, so only the
- * allocation that finds it full takes it out (islet_small_alloc_slow). */
-static inline void *page_take(page_t *pg, unsigned w, uint64_t bits) {
-  unsigned b = (unsigned)__builtin_ctzll(~bits);
-  uint64_t now = bits | ((uint64_t)1 << b);
-  atomic_store_explicit(&pg->live[w], now, memory_order_relaxed);
-  pg->used++;
-  uint64_t filled = (uint64_t)(now == ~(uint64_t)0);
-  uint64_t avail = pg->avail & ~(filled << w);
-  pg->avail = avail;
-  unsigned first = (unsigned)__builtin_ctzll(avail ? avail : (uint64_t)1 << w);
-  pg->hint = (uint16_t)(w ^ ((w ^ first) & (unsigned)-filled)); /* filled ? first : w, no branch */
-  return page_block(pg, (size_t)w * 64 + b);
+/* A free block's link: the index of the next block of its page's free list.
+ * A free block is poisoned for ASan and inaccessible to Valgrind; only these
+ * two touch it.  vg: Valgrind may be on (the fast paths know it is not). */
+#define LIST_END 0xffffu
+typedef uint16_t __attribute__((may_alias)) link_t;
+static inline __attribute__((no_sanitize("address"))) unsigned link_get(const void *b, bool vg) {
+  if (vg) vg_defined(b, sizeof(link_t));
+  unsigned next = *(const link_t *)b;
+  if (vg) vg_noaccess(b, sizeof(link_t));
+  return next;
+}
+static inline __attribute__((no_sanitize("address"))) void link_set(void *b, unsigned next,
+                                                                    bool vg) {
+  if (vg) vg_defined(b, sizeof(link_t));
+  *(link_t *)b = (uint16_t)next;
+  if (vg) vg_noaccess(b, sizeof(link_t));
 }
 
-/* Word w got a free block back: the next allocation from this page looks
- * there first (the block just freed is the warmest). */
-static inline void page_word_freed(page_t *pg, unsigned w) {
-  pg->avail |= (uint64_t)1 << w;
-  pg->hint = (uint16_t)w;
+/* The head of pg's free list, marked live; NULL when the list is empty or
+ * its head is not a free block of the page (a freed block was written to:
+ * islet_small_alloc_slow reports it).  A page that fills stays in its
+ * class's list: under churn the next free would put it straight back, so
+ * only the allocation that finds it full takes it out. */
+static inline void *page_pop(page_t *pg, bool vg) {
+  unsigned i = pg->free;
+  if (UNLIKELY(i >= pg->nblocks)) return NULL;
+  unsigned w = i >> 6;
+  uint64_t m = (uint64_t)1 << (i & 63);
+  uint64_t bits = atomic_load_explicit(&pg->live[w], memory_order_relaxed);
+  if (UNLIKELY(bits & m)) return NULL;
+  atomic_store_explicit(&pg->live[w], bits | m, memory_order_relaxed);
+  char *p = page_block(pg, i);
+  pg->free = (uint16_t)link_get(p, vg);
+  pg->used++;
+  return p;
+}
+
+/* Block idx (p) got free: the next allocation from this page takes it (the
+ * block just freed is the warmest). */
+static inline void page_push(page_t *pg, unsigned idx, void *p, bool vg) {
+  link_set(p, pg->free, vg);
+  pg->free = (uint16_t)idx;
 }
 void *islet_small_alloc_slow(islet_interp_t *in, unsigned cls);
 void islet_page_after_free(islet_interp_t *in, page_t *pg, bool was_full);
 void islet_page_drop(islet_interp_t *in, page_t *pg); /* an empty listed page leaves the heap */
 /* block index of p in pg, or -1 for an interior pointer */
 static inline long page_block_index(const page_t *pg, const void *p) {
-  uint64_t off = (uintptr_t)p & (PAGE_SIZE - 1);
-  uint64_t idx = (off * pg->magic) >> 32;
-  if (UNLIKELY(idx * pg->bsize != off || idx >= pg->nblocks)) return -1;
+  uint64_t prod = ((uintptr_t)p & (PAGE_SIZE - 1)) * (uint64_t)pg->magic;
+  uint64_t idx = prod >> 32;
+  /* off is a multiple of bsize iff the low half is below magic: exact for
+   * offsets below 2^16 and sizes up to 2^14 (Lemire, Kaser and Kurz, "Faster
+   * remainder by direct computation", 2019; checked for every offset and every
+   * multiple of 16 up to 16 KiB).  A never-used page has magic 0. */
+  if (UNLIKELY((uint32_t)prod >= pg->magic || idx >= pg->nblocks)) return -1;
   return (long)idx;
 }
 

@@ -10,7 +10,6 @@
  * (reclaim.c), which returns or quarantines the memory.
  */
 #include "internal.h"
-#include "sanitize.h"
 #include <stdlib.h>
 #include <time.h>
 
@@ -30,6 +29,7 @@ islet_interp_t *islet_interp_create(islet_runtime_t *rt) {
   for (unsigned c = 0; c < ISLET_SIZE_CLASSES; c++) in->cur[c] = &islet_empty_page;
   in->limit = SIZE_MAX;
   in->redzone = ISLET_ASAN || vg_on() ? ISLET_SAN_REDZONE : 0;
+  in->fast_max = vg_on() ? 0 : 1024 - in->redzone; /* Valgrind's client requests are slow-path */
   list_init(&in->segs);
   list_init(&in->larges);
   in->rt = rt;

@@ -8,7 +8,6 @@
  * the user's memory, onto the owner's lock-free stack.
  */
 #include "internal.h"
-#include "sanitize.h"
 #include <sys/mman.h>
 
 static size_t header_size(size_t align) {
@@ -33,6 +32,7 @@ large_t *islet_large_alloc(islet_interp_t *in, size_t size, size_t align) {
   vg_defined(lg, sizeof *lg);
   lg->h.kind = KIND_LARGE;
   lg->h.owner = in;
+  lg->h.fast_owner = NULL;
   lg->h.owner_id = in->id;
   lg->off = (uint32_t)hdr;
   lg->size = mapped - hdr;

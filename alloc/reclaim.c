@@ -12,7 +12,6 @@
  * backlog of BACKLOG_MAX bytes the destroying thread does the work itself.
  */
 #include "internal.h"
-#include "sanitize.h"
 #include <stdlib.h>
 #include <sys/mman.h>
 

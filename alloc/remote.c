@@ -17,7 +17,6 @@
  * (large.c) follows the same rule.  Nothing is lost and nothing waits.
  */
 #include "internal.h"
-#include "sanitize.h"
 
 void islet_flag_pending(_Atomic uint64_t *word, uint64_t bit) {
   if (!(atomic_load(word) & bit)) atomic_fetch_or(word, bit);
@@ -53,8 +52,7 @@ static void collect_page(islet_interp_t *in, page_t *pg) {
                    page_block(pg, (size_t)w * 64 + (unsigned)__builtin_ctzll(bad)), in->id);
     r &= bits;
     atomic_store_explicit(&pg->live[w], bits & ~r, memory_order_relaxed);
-    n += (size_t)__builtin_popcountll(r);
-    if (r) page_word_freed(pg, w);
+    n += (size_t)__builtin_popcountll(r); /* on the free list at its next refill */
   }
   pg->used = (uint16_t)(pg->used - n);
   in->bytes -= n * pg->bsize;

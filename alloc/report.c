@@ -29,6 +29,7 @@ static const char *const names[] = {
     [ISLET_EIMMORTAL] = "already immortal",
     [ISLET_ENOENT] = "no such singleton",
     [ISLET_EDISABLED] = "free list disabled",
+    [ISLET_ECORRUPT] = "a freed block of this page was written to (use after free)",
 };
 
 const char *islet_strerror(islet_error_t e) {

@@ -5,7 +5,6 @@
  * started, including quarantined memory, exactly once.
  */
 #include "internal.h"
-#include "sanitize.h"
 #include <stdlib.h>
 
 #ifdef ISLET_HAVE_VALGRIND

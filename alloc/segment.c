@@ -6,7 +6,6 @@
  * nothing of islet's.
  */
 #include "internal.h"
-#include "sanitize.h"
 #include <sys/mman.h>
 
 static segment_t *segment_new(islet_interp_t *in) {
@@ -15,6 +14,7 @@ static segment_t *segment_new(islet_interp_t *in) {
   vg_defined(seg, sizeof *seg);
   seg->h.kind = KIND_SMALL;
   seg->h.owner = in;
+  seg->h.fast_owner = vg_on() ? NULL : in;
   seg->h.owner_id = in->id;
   seg->free_pages = USABLE_PAGES;
   seg->purged = 0;
@@ -44,8 +44,8 @@ static void page_init(segment_t *seg, page_t *pg, unsigned cls) {
   pg->nblocks = (uint16_t)n;
   pg->nwords = (uint16_t)((n + 63) / 64);
   pg->used = 0;
-  pg->hint = 0;
-  pg->avail = pg->nwords == 64 ? ~(uint64_t)0 : ((uint64_t)1 << pg->nwords) - 1;
+  pg->free = LIST_END;
+  pg->scan = 0;
   pg->cls = (uint8_t)cls;
   pg->state = PG_AVAIL;
   pg->next = pg->prev = NULL;

@@ -1,16 +1,16 @@
 /* Small blocks: the slow path of allocation and the page lists.
  *
- * Why: the fast path (api.c) only looks at the class's current page and one
- * bitmap word.  Everything else lives here: a full page leaving its class's
- * list (when an allocation finds it full), taking back blocks other threads
- * freed, borrowing a fresh page, and putting pages back in the list or
- * returning them to the segment.
+ * Why: the fast path (api.c) only pops the free list of the class's current
+ * page.  Everything else lives here: refilling an empty list from the live
+ * bitmap, a full page leaving its class's list (when an allocation finds it
+ * full), taking back blocks other threads freed, borrowing a fresh page, and
+ * putting pages back in the list or returning them to the segment.
  */
 #include "internal.h"
 
 /* The current page of a class with no pages: every block looks taken, so
  * the fast path falls through here without a NULL check.  Never written. */
-page_t islet_empty_page = {.nwords = 1, .live = {~(uint64_t)0}};
+page_t islet_empty_page = {.nwords = 1, .free = LIST_END, .live = {~(uint64_t)0}};
 
 /* in->pages[cls] lists the class's pages with a free block; in->cur[cls] is
  * the one allocation takes from: the page of the last local free, for the
@@ -54,11 +54,36 @@ void islet_page_after_free(islet_interp_t *in, page_t *pg, bool was_full) {
   in->cur[pg->cls] = pg;
 }
 
-static void *take_first(page_t *pg) {
-  return page_take(pg, pg->hint, atomic_load_explicit(&pg->live[pg->hint], memory_order_relaxed));
+/* The list is empty: it gets the free blocks of the next live word with
+ * room, so a fresh page is touched as it fills, 64 blocks at a time, not all
+ * at once (mimalloc extends its free lists in steps too).  Blocks freed here
+ * went on the list as they were freed; those freed by other threads are only
+ * in the bitmap until a refill finds them.  false: the page is full. */
+static bool page_refill(page_t *pg) {
+  if (pg->used == pg->nblocks) return false;
+  unsigned w = pg->scan;
+  uint64_t room;
+  while (!(room = ~atomic_load_explicit(&pg->live[w], memory_order_relaxed)))
+    w = w + 1 == pg->nwords ? 0 : w + 1;
+  pg->scan = (uint16_t)(w + 1 == pg->nwords ? 0 : w + 1);
+  unsigned head = LIST_END;
+  for (; room; room &= ~((uint64_t)1 << (63 - __builtin_clzll(room)))) {
+    unsigned i = w * 64 + 63u - (unsigned)__builtin_clzll(room); /* the highest first */
+    link_set(page_block(pg, i), head, true);
+    head = i;
+  }
+  pg->free = (uint16_t)head;
+  return true;
 }
 
-/* The current page is full (its hint word is).  Full pages leave the list
+/* A head that is not a free block of the page: a freed block was written to
+ * after its free.  The list is dropped and rebuilt from the bitmap. */
+static void list_corrupt(islet_interp_t *in, page_t *pg) {
+  islet_report(in->rt, NULL, ISLET_ECORRUPT, page_block(pg, 0), in->id);
+  pg->free = LIST_END;
+}
+
+/* The current page's list is empty.  Full pages leave the class's list
  * here, one by one; with none left, blocks freed by others are taken back
  * (once: others may keep freeing), then a fresh page is borrowed. */
 void *islet_small_alloc_slow(islet_interp_t *in, unsigned cls) {
@@ -70,12 +95,16 @@ void *islet_small_alloc_slow(islet_interp_t *in, unsigned cls) {
       collected = true;
       continue;
     }
-    if (pg->avail) return take_first(pg);
+    void *p = page_pop(pg, true);
+    if (p) return p;
+    if (pg->free != LIST_END) list_corrupt(in, pg);
+    if (page_refill(pg)) return page_pop(pg, true);
     pg->state = PG_FULL;
     class_remove(in, pg);
   }
   page_t *pg = islet_page_fresh(in, cls);
   if (!pg) return NULL;
   class_push(in, pg);
-  return take_first(pg);
+  page_refill(pg);
+  return page_pop(pg, true);
 }

@@ -60,7 +60,10 @@ typedef enum {
   ISLET_EREFCNT,      /* decref of a mortal object whose count is already zero */
   ISLET_EIMMORTAL,    /* the object is already immortal */
   ISLET_ENOENT,       /* no singleton is registered under that id */
-  ISLET_EDISABLED     /* the free list is disabled (its interpreter is finalizing) */
+  ISLET_EDISABLED,    /* the free list is disabled (its interpreter is finalizing) */
+  ISLET_ECORRUPT      /* a freed block was written to (a use after free); reported
+                         by the allocation that finds out, which hands out no
+                         block twice and rebuilds what it lost */
 } islet_error_t;
 
 /* What a cross-interpreter free does (islet_free(B, p) with p owned by A). */
