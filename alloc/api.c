@@ -274,22 +274,10 @@ void islet_free_any(void *p) {
 
 /* --- queries ------------------------------------------------------------ */
 
-/* The header of the live block p, with its page and index for small blocks;
- * NULL for anything else. */
-static seghdr_t *block_of(const void *p, page_t **pg, long *idx) {
-  uintptr_t word = islet_map_get(p);
-  if (!map_is_hdr(word)) return NULL;
-  seghdr_t *h = (seghdr_t *)word;
-  if (h->kind == KIND_LARGE) return p == large_block((large_t *)h) ? h : NULL;
-  *pg = &((segment_t *)h)->pages[page_index(p)];
-  *idx = page_block_index(*pg, p);
-  return *idx >= 0 ? h : NULL;
-}
-
 islet_interp_t *islet_owner(const void *p) {
   page_t *pg;
   long idx;
-  seghdr_t *h = block_of(p, &pg, &idx);
+  seghdr_t *h = islet_block_of(p, &pg, &idx);
   return h ? h->owner : NULL;
 }
 
@@ -300,7 +288,7 @@ int islet_contains(const void *p) {
 size_t islet_usable_size(const void *p) {
   page_t *pg;
   long idx;
-  seghdr_t *h = block_of(p, &pg, &idx);
+  seghdr_t *h = islet_block_of(p, &pg, &idx);
   if (!h) return 0;
   if (h->kind == KIND_LARGE) return san_usable(p, ((large_t *)h)->size);
   if (!(atomic_load_explicit(&pg->live[idx >> 6], memory_order_relaxed) &
