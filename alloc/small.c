@@ -54,21 +54,31 @@ void islet_page_after_free(islet_interp_t *in, page_t *pg, bool was_full) {
   in->cur[pg->cls] = pg;
 }
 
-/* The list is empty: it gets the free blocks of the next live word with
- * room, so a fresh page is touched as it fills, 64 blocks at a time, not all
- * at once (mimalloc extends its free lists in steps too).  Blocks freed here
- * went on the list as they were freed; those freed by other threads are only
- * in the bitmap until a refill finds them.  false: the page is full. */
+/* Blocks linked by one refill: about 4 KiB of them (mimalloc extends its
+ * free lists by at most 4 KiB too), and at most one live word's. */
+static unsigned refill_blocks(const page_t *pg) {
+  unsigned n = 4096 / pg->bsize;
+  return n ? n : 1;
+}
+
+/* The list is empty: it gets the lowest free blocks of the next live word
+ * with room, so a fresh page is touched as it fills, not all at once (the
+ * links are writes into the blocks).  Blocks freed here went on the list as
+ * they were freed; those freed by other threads are only in the bitmap until
+ * a refill finds them.  false: the page is full. */
 static bool page_refill(page_t *pg) {
   if (pg->used == pg->nblocks) return false;
   unsigned w = pg->scan;
   uint64_t room;
   while (!(room = ~atomic_load_explicit(&pg->live[w], memory_order_relaxed)))
     w = w + 1 == pg->nwords ? 0 : w + 1;
-  pg->scan = (uint16_t)(w + 1 == pg->nwords ? 0 : w + 1);
+  uint64_t rest = room;
+  for (unsigned k = refill_blocks(pg); rest && k; k--) rest &= rest - 1; /* all but the lowest k */
+  uint64_t take = room & ~rest;
+  pg->scan = (uint16_t)(rest ? w : w + 1 == pg->nwords ? 0 : w + 1); /* this word again if room */
   unsigned head = LIST_END;
-  for (; room; room &= ~((uint64_t)1 << (63 - __builtin_clzll(room)))) {
-    unsigned i = w * 64 + 63u - (unsigned)__builtin_clzll(room); /* the highest first */
+  for (; take; take &= ~((uint64_t)1 << (63 - __builtin_clzll(take)))) {
+    unsigned i = w * 64 + 63u - (unsigned)__builtin_clzll(take); /* the highest first */
     link_set(page_block(pg, i), head, true);
     head = i;
   }
