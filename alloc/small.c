@@ -8,9 +8,10 @@
  */
 #include "internal.h"
 
-/* The current page of a class with no pages: every block looks taken, so
- * the fast path falls through here without a NULL check.  Never written. */
-page_t islet_empty_page = {.nwords = 1, .free = LIST_END, .live = {~(uint64_t)0}};
+/* The current page of a class with no pages: it has no blocks and an empty
+ * list, so the fast path falls through here without a NULL check.  Never
+ * written. */
+page_t islet_empty_page = {.free = LIST_END};
 
 /* in->pages[cls] lists the class's pages with a free block; in->cur[cls] is
  * the one allocation takes from: the page of the last local free, for the

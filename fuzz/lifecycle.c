@@ -275,9 +275,11 @@ static void step(uint8_t op, int s, uint16_t arg) {
     else if ((in[s] = islet_interp_new(rt)))
       teardown_of[s] = teardown;
     break;
-  case 1:
-    add(s, islet_malloc(in[s], any_size(arg)), any_size(arg), 0);
+  case 1: {
+    size_t size = any_size(arg);
+    add(s, islet_malloc(in[s], size), size, 0);
     break;
+  }
   case 2: { /* calloc, overflowing for large counts */
     size_t n = (size_t)arg << 48 | 3;
     void *p = islet_calloc(in[s], arg & 0x8000 ? n : arg % 64, 7);
