@@ -297,18 +297,28 @@ size_t islet_usable_size(const void *p) {
   return san_usable(p, pg->bsize - h->owner->redzone);
 }
 
-/* p, a live block of in's large blocks, grown in place to size bytes. */
-static bool grow_large(islet_interp_t *in, void *p, size_t size) {
+/* p, when a live block of in's large blocks, resized for size bytes (a large
+ * size): shrunk in place below half, grown in place, or moved without a
+ * copy; NULL: it was not, or could not grow. */
+static void *resize_large(islet_interp_t *in, void *p, size_t size) {
   large_t *lg = (large_t *)islet_map_get(p);
   if (!map_is_hdr((uintptr_t)lg) || lg->h.kind != KIND_LARGE || lg->h.owner != in ||
       atomic_load_explicit(&lg->state, memory_order_relaxed) != LARGE_LIVE)
-    return false;
+    return NULL;
   size_t was = lg->size;
-  if (!islet_large_grow(in, lg, size)) return false;
-  san_unpoison(p, size);
+  if (size <= was) { /* a shrink, or (under ASan) growth into the block's room */
+    if (size < was / 2) islet_large_shrink(in, lg, size);
+    san_unpoison(p, size);
+    vg_resize(p, was, lg->size);
+  } else if (islet_large_grow(in, lg, size)) {
+    san_unpoison(p, size);
+    vg_resize(p, was, lg->size);
+  } else if (vg_on() || !(lg = islet_large_move(in, lg, size))) { /* Valgrind: a copy it sees */
+    return NULL;
+  }
+  p = large_block(lg);
   san_poison((char *)p + size, lg->size - size);
-  vg_resize(p, was, lg->size);
-  return true;
+  return p;
 }
 
 void *islet_realloc(islet_interp_t *in, void *p, size_t size) {
@@ -324,8 +334,9 @@ void *islet_realloc(islet_interp_t *in, void *p, size_t size) {
     san_poison((char *)p + size, old - size);
     return p;
   }
-  if (size > old && grow_large(in, p, size)) return p;
-  void *q = islet_malloc(in, size);
+  void *q = size > ISLET_SMALL_MAX ? resize_large(in, p, size) : NULL;
+  if (q) return q;
+  q = islet_malloc(in, size);
   if (!q) return NULL;
   memcpy(q, p, size < old ? size : old);
   islet_free(in, p);

@@ -29,7 +29,9 @@ static char tsan_backend_token;
 
 #include <pthread.h>
 
-const char islet_backend_name[] = "jemalloc";
+const char *islet_backend(void) {
+  return "jemalloc";
+}
 const bool islet_backend_zeroes = false; /* it reuses what it was given back */
 
 /* Emptied arenas, process-wide like jemalloc's arena indices (at most
@@ -78,7 +80,15 @@ void islet_backend_unmap(unsigned arena, void *p, size_t size) {
   dallocx(p, MALLOCX_TCACHE_NONE);
 }
 
-/* xallocx answers the size it has now, at least size when it could. */
+const bool islet_backend_moves = false; /* jemalloc's rallocx copies */
+
+bool islet_backend_move(void *from, size_t old, void *to, size_t size) {
+  (void)from, (void)old, (void)to, (void)size;
+  return false;
+}
+
+/* xallocx answers the size it has now: at least size when it could grow,
+ * always when it shrinks (it may keep the whole extent). */
 bool islet_backend_resize(void *p, size_t old, size_t size) {
   (void)old;
   return xallocx(p, size, 0, MALLOCX_TCACHE_NONE) >= size;
@@ -86,8 +96,11 @@ bool islet_backend_resize(void *p, size_t old, size_t size) {
 
 #else
 
-const char islet_backend_name[] = "system";
+const char *islet_backend(void) {
+  return "system";
+}
 const bool islet_backend_zeroes = true;
+const bool islet_backend_moves = true;
 
 int islet_backend_arena_new(unsigned *arena) {
   *arena = 0;
@@ -102,16 +115,67 @@ void islet_backend_arena_release(unsigned arena) {
   (void)arena;
 }
 
+/* The bases of the regions unmapped last: every region is SEG_SIZE-aligned,
+ * so a new one is tried at the newest of them first, and a hit costs one
+ * mmap.  The over-map's two trimming munmaps were a quarter of a lifecycle
+ * fuzz run's time.  A miss (the hole is too small or was taken, or the
+ * kernel predates MAP_FIXED_NOREPLACE) costs one failed mmap.  Reusing only
+ * freed addresses keeps the address space compact, so page tables and
+ * ASan's shadow are reused (a hint that walked down the address space grew
+ * a fuzz run's RSS past 2 GiB).  A ring of FREED_MAX: a destroy frees many
+ * regions at once. */
+#define FREED_MAX 16
+static uintptr_t freed[FREED_MAX];
+static unsigned nfreed; /* pushes, modulo the ring */
+static pthread_mutex_t freed_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void freed_push(void *p) {
+  pthread_mutex_lock(&freed_lock);
+  freed[nfreed++ % FREED_MAX] = (uintptr_t)p;
+  pthread_mutex_unlock(&freed_lock);
+}
+
+static char *freed_pop(void) {
+  pthread_mutex_lock(&freed_lock);
+  uintptr_t p = 0;
+  if (nfreed) {
+    p = freed[--nfreed % FREED_MAX];
+    freed[nfreed % FREED_MAX] = 0;
+  }
+  pthread_mutex_unlock(&freed_lock);
+  return (char *)p;
+}
+
+static void *map_at_freed(size_t size) {
+  char *want = freed_pop();
+  if (!want) return NULL;
+  char *p = mmap(want, size, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  if (p == MAP_FAILED) return NULL;
+  if (p != want) { /* an old kernel took the flag for a hint */
+    munmap(p, size);
+    return NULL;
+  }
+  return p;
+}
+
 /* Over-map by the alignment and trim both ends. */
-void *islet_backend_map(unsigned arena, size_t size, size_t align) {
-  (void)arena;
-  size = (size + 4095) & ~(size_t)4095;
+static void *map_trimmed(size_t size, size_t align) {
   size_t span = size + align;
   char *raw = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (raw == MAP_FAILED) return NULL;
   char *p = (char *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
   if (p > raw) munmap(raw, (size_t)(p - raw));
   if (raw + span > p + size) munmap(p + size, (size_t)(raw + span - (p + size)));
+  return p;
+}
+
+void *islet_backend_map(unsigned arena, size_t size, size_t align) {
+  (void)arena;
+  size = (size + 4095) & ~(size_t)4095;
+  char *p = align == SEG_SIZE ? map_at_freed(size) : NULL;
+  if (!p) p = map_trimmed(size, align);
+  if (!p) return NULL;
   san_backend_acquire(&tsan_backend_token);
   return p;
 }
@@ -120,9 +184,21 @@ void islet_backend_unmap(unsigned arena, void *p, size_t size) {
   (void)arena;
   san_backend_release(&tsan_backend_token);
   munmap(p, (size + 4095) & ~(size_t)4095);
+  if (((uintptr_t)p & (SEG_SIZE - 1)) == 0) freed_push(p);
 }
 
 bool islet_backend_resize(void *p, size_t old, size_t size) {
   return mremap(p, (old + 4095) & ~(size_t)4095, (size + 4095) & ~(size_t)4095, 0) != MAP_FAILED;
+}
+
+/* The kernel moves the page tables: nothing is copied or faulted in, and
+ * the reserved range at to is replaced in one step. */
+bool islet_backend_move(void *from, size_t old, void *to, size_t size) {
+  old = (old + 4095) & ~(size_t)4095;
+  size = (size + 4095) & ~(size_t)4095;
+  if (mremap(from, old, size, MREMAP_MAYMOVE | MREMAP_FIXED, to) == MAP_FAILED) return false;
+  san_backend_release(&tsan_backend_token);
+  freed_push(from);
+  return true;
 }
 #endif

@@ -237,9 +237,14 @@ void islet_backend_arena_purge(unsigned arena);
 void islet_backend_arena_release(unsigned arena);
 void *islet_backend_map(unsigned arena, size_t size, size_t align);
 void islet_backend_unmap(unsigned arena, void *p, size_t size);
-/* The region p of old bytes now has size bytes, in place; false: unchanged. */
+/* The region p of old bytes now serves size bytes, in place (jemalloc may
+ * keep more of it); false: unchanged. */
 bool islet_backend_resize(void *p, size_t old, size_t size);
-extern const char islet_backend_name[];
+/* The pages of the region from (old bytes) now back the mapped region to
+ * (size bytes), and from is gone; false: both unchanged.  Only where
+ * islet_backend_moves. */
+bool islet_backend_move(void *from, size_t old, void *to, size_t size);
+extern const bool islet_backend_moves;
 /* Regions come zero-filled (fresh mmap): a new segment need not clear its
  * page descriptors, which would fault in 18 pages of its header. */
 extern const bool islet_backend_zeroes;
@@ -347,6 +352,13 @@ void islet_large_free(islet_interp_t *caller, large_t *lg);
 /* The owner's live block lg grown in place to size bytes; false: unchanged
  * (the backend could not, or the limit is in the way). */
 bool islet_large_grow(islet_interp_t *in, large_t *lg, size_t size);
+/* The owner's live block lg, cut to serve size bytes (still a large size),
+ * or unchanged when the backend keeps it whole. */
+void islet_large_shrink(islet_interp_t *in, large_t *lg, size_t size);
+/* The owner's live block lg, moved to a region of its own for size bytes,
+ * its contents kept without a copy; NULL: unchanged (the backend cannot
+ * move, the limit is in the way, or no memory). */
+large_t *islet_large_move(islet_interp_t *in, large_t *lg, size_t size);
 void islet_large_collect(islet_interp_t *in);
 
 /* remote.c */

@@ -50,6 +50,14 @@ large_t *islet_large_alloc(islet_interp_t *in, size_t size, size_t align) {
   return lg;
 }
 
+static void account_resize(islet_interp_t *in, large_t *lg, size_t usable, size_t mapped) {
+  in->bytes += usable - lg->size;
+  in->bytes_peak = in->bytes > in->bytes_peak ? in->bytes : in->bytes_peak;
+  in->mapped += mapped - lg->mapped;
+  lg->size = usable;
+  lg->mapped = mapped;
+}
+
 /* Growing buffers (a string built by appending, a list that doubles) would
  * otherwise copy at every step and leave each old size behind.  Every region
  * starts on a granule, so the address space after a large block is usually
@@ -63,12 +71,52 @@ bool islet_large_grow(islet_interp_t *in, large_t *lg, size_t size) {
     islet_backend_resize(lg, mapped, old);
     return false;
   }
-  in->bytes += usable - lg->size;
-  in->bytes_peak = in->bytes > in->bytes_peak ? in->bytes : in->bytes_peak;
-  in->mapped += mapped - old;
-  lg->size = usable;
-  lg->mapped = mapped;
+  account_resize(in, lg, usable, mapped);
   return true;
+}
+
+/* A block shrunk to less than half gives its tail back in place rather than
+ * being copied to a new region.  Granules past the new end leave the map. */
+void islet_large_shrink(islet_interp_t *in, large_t *lg, size_t size) {
+  size_t usable = islet_large_usable(size, lg->off), old = lg->mapped;
+  size_t mapped = lg->off + usable;
+  if (mapped >= old) return;
+  uintptr_t end = ((uintptr_t)lg + mapped + SEG_SIZE - 1) & ~(uintptr_t)(SEG_SIZE - 1);
+  if (end < (uintptr_t)lg + old) islet_map_set((void *)end, (uintptr_t)lg + old - end, 0);
+  san_unpoison((char *)lg + mapped, old - mapped); /* its shadow outlives it */
+  if (!islet_backend_resize(lg, old, mapped)) {    /* the kernel would not split it */
+    islet_map_set(lg, old, (uintptr_t)lg);
+    return;
+  }
+  account_resize(in, lg, usable, mapped);
+}
+
+/* When the space after it is taken: the pages move to a new region, so a
+ * big realloc costs neither a copy nor the faults of fresh pages.  The old
+ * range leaves the owner map before it goes, as in large_drop. */
+large_t *islet_large_move(islet_interp_t *in, large_t *lg, size_t size) {
+  size_t usable = islet_large_usable(size, lg->off), old = lg->mapped;
+  size_t mapped = lg->off + usable;
+  if (!islet_backend_moves || !usable || in->bytes - lg->size + usable > in->limit) return NULL;
+  large_t *to = islet_backend_map(in->arena, mapped, SEG_SIZE);
+  if (!to) return NULL;
+  if (!islet_map_set(to, mapped, (uintptr_t)to)) {
+    islet_backend_unmap(in->arena, to, mapped);
+    return NULL;
+  }
+  islet_map_set(lg, old, 0);
+  list_del(&lg->h);
+  if (!islet_backend_move(lg, old, to, mapped)) {
+    list_push(&in->larges, &lg->h);
+    islet_map_set(lg, old, (uintptr_t)lg); /* its leaves are there: this cannot fail */
+    islet_map_set(to, mapped, 0);
+    islet_backend_unmap(in->arena, to, mapped);
+    return NULL;
+  }
+  san_unpoison(lg, old); /* only the shadow: the range is gone */
+  list_push(&in->larges, &to->h);
+  account_resize(in, to, usable, mapped);
+  return to;
 }
 
 /* The owner's side: the block is already claimed (state not LIVE). */

@@ -37,8 +37,13 @@ static void purge_free_pages(islet_interp_t *o) {
     segment_t *seg = (segment_t *)h;
     uint64_t todo = seg->free_pages & ~seg->purged;
     seg->purged |= todo;
-    for (; todo; todo &= todo - 1)
-      madvise((char *)seg + (size_t)__builtin_ctzll(todo) * PAGE_SIZE, PAGE_SIZE, MADV_DONTNEED);
+    while (todo) { /* one call per run of free pages: an orphan often holds a few blocks */
+      unsigned first = (unsigned)__builtin_ctzll(todo);
+      uint64_t rest = ~todo >> first; /* the run ends at the first clear bit */
+      unsigned n = rest ? (unsigned)__builtin_ctzll(rest) : 64 - first;
+      madvise((char *)seg + (size_t)first * PAGE_SIZE, (size_t)n * PAGE_SIZE, MADV_DONTNEED);
+      todo &= n + first >= 64 ? 0 : ~(uint64_t)0 << (first + n);
+    }
   }
 }
 

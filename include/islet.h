@@ -202,6 +202,9 @@ ISLET_API int islet_contains(const void *p);
 ISLET_API islet_error_t islet_last_error(void);
 ISLET_API const char *islet_strerror(islet_error_t e);
 ISLET_API size_t islet_class_size(unsigned cls);
+/* "jemalloc" or "system" (meson option mem_backend): where regions come
+ * from.  Only the system backend moves a large block's pages on realloc. */
+ISLET_API const char *islet_backend(void);
 
 #ifdef __cplusplus
 }

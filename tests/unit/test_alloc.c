@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 
 TestSuite(alloc, .init = setup_default, .fini = teardown_runtime);
 
@@ -172,6 +173,67 @@ Test(alloc, realloc_grows_large_blocks_keeping_contents_stats_and_limit) {
   cr_assert_eq(islet_last_error(), ISLET_ELIMIT);
   cr_assert_eq(p[size - 1], 0x5a, "a failed realloc keeps the block");
   islet_free(in, p);
+}
+
+/* Blocked growth: the system backend moves the pages (mremap), so the old
+ * and new sizes never need to fit under the limit together.  jemalloc
+ * grows in place or copies, and a copy is refused by the limit. */
+Test(alloc, realloc_of_a_blocked_large_block_moves_its_pages_on_the_system_backend) {
+  islet_interp_t *in = islet_interp_new(rt);
+  size_t size = (size_t)1 << 20, next = (size_t)2 << 20;
+  unsigned char *p = islet_malloc(in, size);
+  memset(p, 0x3c, size);
+  bool sys = !strcmp(islet_backend(), "system");
+  void *end = (void *)(((uintptr_t)p + islet_usable_size(p) + 4095) & ~(uintptr_t)4095);
+  void *wall = MAP_FAILED;
+  if (sys) {
+    wall = mmap(end, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    cr_assert_eq(wall, end, "nothing maps right after a fresh large block");
+  }
+  islet_stats_t st;
+  islet_interp_stats(in, &st);
+  islet_interp_set_limit(in, st.bytes + next - size / 2); /* a copy would need size + next */
+  unsigned char *q = islet_realloc(in, p, next);
+  if (!sys) {
+    cr_assert(q == p || (!q && islet_last_error() == ISLET_ELIMIT), "in place, or no copy");
+    q = p;
+  } else {
+    cr_assert_not_null(q, "%s", islet_strerror(islet_last_error()));
+    cr_assert_neq(q, p, "the space after the block is taken");
+    cr_assert_null(islet_owner(p), "the old address is no islet block any more");
+    cr_assert_eq(islet_owner(q), in);
+    cr_assert_geq(islet_usable_size(q), next);
+    memset(q + size, 0x3c, next - size);
+    islet_interp_stats(in, &st);
+    cr_assert_eq(st.blocks, 1);
+    cr_assert(st.bytes >= next && st.bytes < next + 4096, "bytes %zu", st.bytes);
+    cr_assert_eq(st.limit_hits, 0);
+    munmap(wall, 4096);
+  }
+  cr_assert(q[0] == 0x3c && q[size - 1] == 0x3c, "contents kept");
+  islet_free(in, q);
+  expect_no_event();
+}
+
+/* Below half its size, a block that stays large is cut where it is: its
+ * address stays, its stats drop, and its tail is no longer islet's. */
+Test(alloc, realloc_shrinks_a_large_block_in_place) {
+  islet_interp_t *in = islet_interp_new(rt);
+  size_t size = (size_t)8 << 20, small = 100000;
+  unsigned char *p = islet_malloc(in, size);
+  memset(p, 0x6d, size);
+  unsigned char *q = islet_realloc(in, p, small);
+  cr_assert_eq(q, p, "shrunk in place");
+  cr_assert_eq(q[small - 1], 0x6d);
+  cr_assert_geq(islet_usable_size(q), small);
+  cr_assert_lt(islet_usable_size(q), small + 4096);
+  islet_stats_t st;
+  islet_interp_stats(in, &st);
+  cr_assert(st.bytes >= small && st.bytes < small + 4096, "bytes %zu", st.bytes);
+  cr_assert_not(islet_contains(p + ((size_t)6 << 20)), "the granules past the end left the map");
+  cr_assert(islet_contains(p + small - 1));
+  islet_free(in, q);
+  expect_no_event();
 }
 
 Test(alloc, realloc_overflow_keeps_the_block) {
