@@ -20,6 +20,7 @@
 #include "islet_freelist.h"
 #include "islet_singletons.h"
 #include <errno.h>
+#include <malloc.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -132,7 +133,27 @@ static size_t table_ids(void) {
   return preset == 3 ? SMALL_IDS : ISLET_S_CPYTHON_COUNT;
 }
 
+#ifndef __has_feature
+#define __has_feature(x) 0
+#endif
+
+/* glibc gives a thread its own malloc arena at its first malloc or free: a
+ * 64 MiB mapping wherever the kernel finds room, which can be the range an
+ * interpreter's memory just left.  The reclaimer thread's first free (of its
+ * work record, right after the unmapping) did that, and the mincore check in
+ * destroy() took glibc's arena for islet memory (found by AFL++, which starts
+ * a fresh process often; seed fuzz/corpus/lifecycle/glibc-arena-after-release).
+ * One arena for every thread keeps glibc out of that range.  ASan's
+ * allocator has no arenas. */
+static void one_malloc_arena(void) {
+#if defined(ISLET_FUZZ_SYSTEM_BACKEND) &&                                                          \
+    !(defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer))
+  mallopt(M_ARENA_MAX, 1);
+#endif
+}
+
 static void start(uint8_t policy) {
+  one_malloc_arena();
   static const islet_teardown_t policies[4] = {ISLET_TEARDOWN_RELEASE, ISLET_TEARDOWN_QUARANTINE,
                                                ISLET_TEARDOWN_ORPHAN, ISLET_TEARDOWN_ORPHAN};
   teardown = policies[policy & 3];
