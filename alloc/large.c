@@ -50,6 +50,10 @@ large_t *islet_large_alloc(islet_interp_t *in, size_t size, size_t align) {
   return lg;
 }
 
+static uintptr_t granule_up(uintptr_t a) {
+  return (a + SEG_SIZE - 1) & ~(uintptr_t)(SEG_SIZE - 1);
+}
+
 static void account_resize(islet_interp_t *in, large_t *lg, size_t usable, size_t mapped) {
   in->bytes += usable - lg->size;
   in->bytes_peak = in->bytes > in->bytes_peak ? in->bytes : in->bytes_peak;
@@ -67,7 +71,9 @@ bool islet_large_grow(islet_interp_t *in, large_t *lg, size_t size) {
   size_t mapped = lg->off + usable;
   if (!usable || mapped <= old || in->bytes + (mapped - old) > in->limit) return false;
   if (!islet_backend_resize(lg, old, mapped)) return false;
-  if (!islet_map_set(lg, mapped, (uintptr_t)lg)) { /* no memory for the owner map */
+  /* only the new granules: a failed map_set clears what it was given */
+  uintptr_t from = granule_up((uintptr_t)lg + old), end = (uintptr_t)lg + mapped;
+  if (from < end && !islet_map_set((void *)from, end - from, (uintptr_t)lg)) { /* no leaf */
     islet_backend_resize(lg, mapped, old);
     return false;
   }
@@ -81,11 +87,11 @@ void islet_large_shrink(islet_interp_t *in, large_t *lg, size_t size) {
   size_t usable = islet_large_usable(size, lg->off), old = lg->mapped;
   size_t mapped = lg->off + usable;
   if (mapped >= old) return;
-  uintptr_t end = ((uintptr_t)lg + mapped + SEG_SIZE - 1) & ~(uintptr_t)(SEG_SIZE - 1);
-  if (end < (uintptr_t)lg + old) islet_map_set((void *)end, (uintptr_t)lg + old - end, 0);
+  uintptr_t end = granule_up((uintptr_t)lg + mapped), was = (uintptr_t)lg + old;
+  if (end < was) islet_map_set((void *)end, was - end, 0);
   san_unpoison((char *)lg + mapped, old - mapped); /* its shadow outlives it */
   if (!islet_backend_resize(lg, old, mapped)) {    /* the kernel would not split it */
-    islet_map_set(lg, old, (uintptr_t)lg);
+    if (end < was) islet_map_set((void *)end, was - end, (uintptr_t)lg); /* leaves exist */
     return;
   }
   account_resize(in, lg, usable, mapped);
@@ -100,7 +106,7 @@ large_t *islet_large_move(islet_interp_t *in, large_t *lg, size_t size) {
   if (!islet_backend_moves || !usable || in->bytes - lg->size + usable > in->limit) return NULL;
   large_t *to = islet_backend_map(in->arena, mapped, SEG_SIZE);
   if (!to) return NULL;
-  if (!islet_map_set(to, mapped, (uintptr_t)to)) {
+  if (!islet_map_set(to, mapped, 0)) { /* its leaves, before the header is there */
     islet_backend_unmap(in->arena, to, mapped);
     return NULL;
   }
@@ -109,11 +115,11 @@ large_t *islet_large_move(islet_interp_t *in, large_t *lg, size_t size) {
   if (!islet_backend_move(lg, old, to, mapped)) {
     list_push(&in->larges, &lg->h);
     islet_map_set(lg, old, (uintptr_t)lg); /* its leaves are there: this cannot fail */
-    islet_map_set(to, mapped, 0);
     islet_backend_unmap(in->arena, to, mapped);
     return NULL;
   }
-  san_unpoison(lg, old); /* only the shadow: the range is gone */
+  islet_map_set(to, mapped, (uintptr_t)to); /* nor this */
+  san_unpoison(lg, old);                    /* only the shadow: the range is gone */
   list_push(&in->larges, &to->h);
   account_resize(in, to, usable, mapped);
   return to;
