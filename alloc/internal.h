@@ -241,7 +241,8 @@ void islet_backend_unmap(unsigned arena, void *p, size_t size);
  * keep more of it); false: unchanged. */
 bool islet_backend_resize(void *p, size_t old, size_t size);
 /* The pages of the region from (old bytes) now back the mapped region to
- * (size bytes), and from is gone; false: both unchanged.  Only where
+ * (size bytes), and from is gone; false: from is unchanged, and to may be
+ * gone too (the caller unmaps it either way).  Only where
  * islet_backend_moves. */
 bool islet_backend_move(void *from, size_t old, void *to, size_t size);
 extern const bool islet_backend_moves;
