@@ -232,15 +232,21 @@ static PyThreadState *detached_sub(PyThreadState *main_ts) {
   return ts;
 }
 
-/* The negative control (owngil race): both workers also allocate from one
- * heap, as a router that sent two own-GIL interpreters to the same heap
- * would.  TSan must report it, or it could not see islet here at all. */
+/* The negative control (owngil race): in a last parallel round both workers
+ * also allocate from one heap, as a router that sent two own-GIL
+ * interpreters to the same heap would.  TSan must report it, or it could not
+ * see islet here at all.  They start that loop together at a barrier: a
+ * worker that ended its churn first used to finish the loop before the other
+ * began, and a lock between the two (CPython's or the backend's) then
+ * ordered the accesses, so TSan saw no race in some CI runs. */
 static islet_interp_t *shared_heap;
+static pthread_barrier_t race_start;
 
 static void *worker(void *interp) {
   PyThreadState *ts = PyThreadState_New(interp);
   PyEval_RestoreThread(ts);
   run(churn);
+  if (shared_heap) pthread_barrier_wait(&race_start);
   for (int i = 0; shared_heap && i < 100000; i++)
     islet_free(shared_heap, islet_malloc(shared_heap, 64));
   PyThreadState_Clear(ts);
@@ -273,7 +279,6 @@ static int owngil(int plain, int race) {
     Py_Initialize();
   else
     start(0);
-  if (race) shared_heap = islet_interp_new(islet_cpython_runtime());
   PyThreadState *main_ts = PyThreadState_Get();
   PyThreadState *sub[2] = {detached_sub(main_ts), detached_sub(main_ts)};
   PyInterpreterState *in[2] = {sub[0]->interp, sub[1]->interp};
@@ -283,6 +288,11 @@ static int owngil(int plain, int race) {
   for (int r = 0; r < 3; r++) {
     seq += work_on(in, 2, 1);
     par += work_on(in, 2, 2);
+  }
+  if (race) { /* both workers at once: the barrier needs two */
+    shared_heap = islet_interp_new(islet_cpython_runtime());
+    pthread_barrier_init(&race_start, NULL, 2);
+    work_on(in, 2, 2);
   }
   printf("%s: 2 own-GIL sub-interpreters, 3 rounds: in sequence %.3f s, in parallel %.3f s: "
          "%.2fx\n",
