@@ -21,7 +21,8 @@ static segment_t *segment_new(islet_interp_t *in) {
   seg->touched = 0;
   atomic_init(&seg->pending, 0);
   for (size_t i = 0; i < SEG_PAGES && !islet_backend_zeroes; i++) {
-    seg->pages[i].nblocks = 0; /* a pointer into a never-used page is interior */
+    seg->pages[i].magic = 0; /* a pointer into a never-used page is interior */
+    seg->pages[i].nblocks = 0;
     seg->pages[i].state = PG_FREE;
   }
   if (!islet_map_set(seg, SEG_SIZE, (uintptr_t)seg)) {
@@ -51,11 +52,8 @@ static void page_init(segment_t *seg, page_t *pg, unsigned cls) {
   pg->next = pg->prev = NULL;
   for (unsigned w = 0; w < pg->nwords; w++) {
     atomic_store_explicit(&pg->live[w], 0, memory_order_relaxed);
-    atomic_store_explicit(&pg->remote[w], 0, memory_order_relaxed);
+    atomic_store_explicit(&page_remote(pg)[w], 0, memory_order_relaxed);
   }
-  if (n % 64) /* bits past the last block look allocated, so they are never taken */
-    atomic_store_explicit(&pg->live[pg->nwords - 1], ~(uint64_t)0 << (n % 64),
-                          memory_order_relaxed);
   san_poison(page_block(pg, 0), PAGE_SIZE);
 }
 
