@@ -265,9 +265,9 @@ bool islet_backend_resize(void *p, size_t old, size_t size);
  * islet_backend_moves. */
 bool islet_backend_move(void *from, size_t old, void *to, size_t size);
 extern const bool islet_backend_moves;
-/* Regions come zero-filled (fresh mmap): a new segment need not clear its
- * page descriptors, which would fault in 18 pages of its header. */
-extern const bool islet_backend_zeroes;
+/* The n bytes at p (page-aligned, of a region just mapped) read as zeros,
+ * without touching what the kernel can zero itself. */
+void islet_backend_clear(void *p, size_t n);
 
 /* segment.c */
 page_t *islet_page_fresh(islet_interp_t *in, unsigned cls);
