@@ -317,12 +317,9 @@ static void *resize_large(islet_interp_t *in, void *p, size_t size) {
       atomic_load_explicit(&lg->state, memory_order_relaxed) != LARGE_LIVE)
     return NULL;
   size_t was = lg->size;
-  if (size <= was) { /* a shrink, or (under ASan) growth into the block's room */
+  if (size <= was || islet_large_grow(in, lg, size)) {
     if (size < was / 2) islet_large_shrink(in, lg, size);
-    san_unpoison(p, size);
-    vg_resize(p, was, lg->size);
-  } else if (islet_large_grow(in, lg, size)) {
-    san_unpoison(p, size);
+    san_unpoison(p, size); /* a shrink, a growth, or (ASan) growth into the block's room */
     vg_resize(p, was, lg->size);
   } else if (vg_on() || !(lg = islet_large_move(in, lg, size))) { /* Valgrind: a copy it sees */
     return NULL;
