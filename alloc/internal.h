@@ -76,7 +76,7 @@ typedef struct segment {
       uint64_t free_pages;      /* bit i: page i is free (owner only) */
       uint64_t purged;          /* bit i: free page i's memory went back (orphan.c) */
       uint64_t touched;         /* bit i: page i was ever used (its descriptor written) */
-      _Atomic uint64_t pending; /* bit i: page i has remote frees */
+      _Atomic uint64_t pending; /* bit i: page i has remote frees (the header's last field) */
     };
     page_t pages[SEG_PAGES]; /* 0 .. META_PAGES-1 describe no page */
   };
@@ -94,7 +94,7 @@ enum { LARGE_LIVE = 1, LARGE_REMOTE, LARGE_DEAD };
 
 _Static_assert(sizeof(segment_t) <= META_PAGES * PAGE_SIZE, "segment header too big");
 _Static_assert(sizeof(page_t) == 1024 && offsetof(segment_t, pages) == 0, "see page_of");
-_Static_assert(offsetof(segment_t, pending) < offsetof(page_t, off),
+_Static_assert(offsetof(segment_t, pending) + sizeof(uint64_t) <= offsetof(page_t, off),
                "the segment header must leave the first descriptor's fields alone");
 _Static_assert(sizeof(large_t) <= LARGE_HDR, "large header too big");
 _Static_assert((uint64_t)PAGE_SIZE *ISLET_SMALL_MAX <= (uint64_t)1 << 32,
