@@ -19,13 +19,17 @@ static NOINLINE bool over_limit(islet_interp_t *in, size_t bs) {
   return true;
 }
 
-/* Branchless: under churn the counts hover at their peaks, where a branch
- * would be a coin toss. */
+static NOINLINE void new_peak(islet_interp_t *in) {
+  if (in->bytes > in->bytes_peak) in->bytes_peak = in->bytes;
+  if (in->blocks > in->blocks_peak) in->blocks_peak = in->blocks;
+}
+
+/* A new peak is rare once a heap has grown: a running maximum of a random
+ * walk moves about sqrt(n) times in n steps. */
 static inline void account_alloc(islet_interp_t *in, size_t bs) {
   size_t bytes = in->bytes += bs, blocks = ++in->blocks;
-  in->bytes_peak = bytes > in->bytes_peak ? bytes : in->bytes_peak;
-  in->blocks_peak = blocks > in->blocks_peak ? blocks : in->blocks_peak;
   in->allocs++;
+  if (UNLIKELY((bytes > in->bytes_peak) | (blocks > in->blocks_peak))) new_peak(in);
 }
 
 static void *large_alloc(islet_interp_t *in, size_t size, size_t align) {
@@ -50,6 +54,10 @@ static void *large_alloc(islet_interp_t *in, size_t size, size_t align) {
 
 /* A block of class cls from the current page's free list, under the limit;
  * NULL when the list is empty or the limit is in the way. */
+/* The redzone on the fast path, which Valgrind never takes (in->redzone is
+ * the same under ASan, 0 otherwise). */
+#define FAST_REDZONE (ISLET_ASAN ? ISLET_SAN_REDZONE : 0)
+
 static inline void *small_take(islet_interp_t *in, unsigned cls, size_t bs, bool vg) {
   if (UNLIKELY(in->bytes + bs > in->limit)) return NULL;
   return page_pop(in->cur[cls], vg);
@@ -86,14 +94,16 @@ static NOINLINE void *malloc_slow(islet_interp_t *in, size_t size) {
 
 /* The fast path, a leaf: 1 to 1,024 bytes from the current page's free
  * list.  Anything else (zero, larger sizes, an empty list, the limit, any
- * size under Valgrind, see fast_max) is one tail call away. */
+ * size under Valgrind, see fast_max) is one tail call away.  The class's
+ * empty page has bsize 0 and no blocks: its pop fails. */
 void *islet_malloc(islet_interp_t *in, size_t size) {
   if (LIKELY(size - 1 < in->fast_max)) {
-    size_t n = size + in->redzone;
-    unsigned cls = islet_small_classes[(n + 15) >> 4];
-    size_t bs = islet_class_sizes[cls];
-    void *p = small_take(in, cls, bs, false);
-    if (LIKELY(p)) return small_done(in, p, bs, size, false);
+    page_t *pg = in->cur[islet_small_classes[(size + FAST_REDZONE + 15) >> 4]];
+    size_t bs = pg->bsize;
+    if (LIKELY(in->bytes + bs <= in->limit)) {
+      void *p = page_pop(pg, false);
+      if (LIKELY(p)) return small_done(in, p, bs, size, false);
+    }
   }
   return malloc_slow(in, size);
 }
@@ -142,16 +152,16 @@ static void cross_free(islet_interp_t *caller, void *p, seghdr_t *h) {
 static inline bool remote_pending(segment_t *seg, page_t *pg, unsigned w, uint64_t m) {
   return (atomic_load_explicit(&seg->pending, memory_order_relaxed) &
           ((uint64_t)1 << seg_page_index(seg, pg))) &&
-         (atomic_load_explicit(&pg->remote[w], memory_order_relaxed) & m);
+         (atomic_load_explicit(&page_remote(pg)[w], memory_order_relaxed) & m);
 }
 
 /* Clears p's live bit (bits: the word's value), pushes it on its page's free
  * list and takes it off the books; the page's count and class list are the
  * caller's. */
-static inline void block_freed(islet_interp_t *in, page_t *pg, long idx, uint64_t bits, uint64_t m,
-                               void *p, bool vg) {
+static inline void block_freed(islet_interp_t *in, page_t *pg, long idx, _Atomic uint64_t *lw,
+                               uint64_t bits, uint64_t m, void *p, bool vg) {
   san_poison(p, pg->bsize);
-  atomic_store_explicit(&pg->live[idx >> 6], bits & ~m, memory_order_relaxed);
+  atomic_store_explicit(lw, bits & ~m, memory_order_relaxed);
   page_push(pg, (unsigned)idx, p, vg);
   in->bytes -= pg->bsize;
   in->blocks--;
@@ -163,13 +173,14 @@ static inline __attribute__((always_inline)) void free_small_local(islet_interp_
                                                                    islet_interp_t *caller) {
   unsigned w = (unsigned)idx >> 6;
   uint64_t m = (uint64_t)1 << (idx & 63);
-  uint64_t bits = atomic_load_explicit(&pg->live[w], memory_order_relaxed);
+  _Atomic uint64_t *lw = &pg->live[w];
+  uint64_t bits = atomic_load_explicit(lw, memory_order_relaxed);
   if (UNLIKELY(!(bits & m) || remote_pending(seg, pg, w, m))) {
     islet_report(in->rt, caller, ISLET_EDOUBLE_FREE, p, in->id);
     return;
   }
   vg_free(p);
-  block_freed(in, pg, idx, bits, m, p, vg_on());
+  block_freed(in, pg, idx, lw, bits, m, p, vg_on());
   bool was_full = pg->state == PG_FULL;
   if (UNLIKELY(was_full | (--pg->used == 0)))
     islet_page_after_free(in, pg, was_full);
@@ -200,8 +211,9 @@ static bool is_orphan(islet_interp_t *caller, seghdr_t *h) {
 
 /* Everything but an own-interpreter small free: cross-interpreter and large
  * frees, and bad pointers, which change nothing. */
-static NOINLINE void free_slow(islet_interp_t *caller, void *p, uintptr_t word) {
+static NOINLINE void free_slow(islet_interp_t *caller, void *p) {
   if (!p) return;
+  uintptr_t word = islet_map_get(p);
   if (!map_is_hdr(word)) {
     islet_report(NULL, caller, word ? ISLET_EDESTROYED : ISLET_EFOREIGN, p, (unsigned)(word >> 2));
     return;
@@ -243,33 +255,32 @@ static NOINLINE void free_slow(islet_interp_t *caller, void *p, uintptr_t word) 
  * Everything else (and every free under Valgrind, see fast_owner) is one
  * tail call away. */
 void islet_free(islet_interp_t *in, void *p) {
-  uintptr_t word = islet_map_get(p); /* 0 for NULL: no segment starts at address 0 */
   /* seg comes from p, not from the map: the loads below need not wait for
    * the map's, only the branch on it (a large block's header is its
-   * granule's base too, with no fast owner) */
+   * granule's base too, with no fast owner; no segment starts at 0) */
   segment_t *seg = seg_of(p);
-  if (LIKELY(word == (uintptr_t)seg && word && seg->h.fast_owner == in)) {
-    unsigned i = page_index(p);
-    page_t *pg = &seg->pages[i];
-    long idx = page_block_index(pg, p);
+  if (LIKELY(map_word((uintptr_t)p) == (uintptr_t)seg && seg && seg->h.fast_owner == in)) {
+    page_t *pg = page_of(p);
+    long idx = page_slot(pg, p);
     if (LIKELY(idx >= 0)) {
-      unsigned w = (unsigned)idx >> 6;
+      _Atomic uint64_t *lw = &pg->live[idx >> 6];
       uint64_t m = (uint64_t)1 << (idx & 63);
-      uint64_t bits = atomic_load_explicit(&pg->live[w], memory_order_relaxed);
-      uint64_t pending = atomic_load_explicit(&seg->pending, memory_order_relaxed) >> i & 1;
-      if (LIKELY((bits & m) && !pending && pg->state != PG_FULL && pg->used > 1)) {
-        block_freed(in, pg, idx, bits, m, p, false);
+      uint64_t bits = atomic_load_explicit(lw, memory_order_relaxed);
+      uint64_t pending = atomic_load_explicit(&seg->pending, memory_order_relaxed);
+      if (LIKELY((bits & m) && !(pending & (uint64_t)1 << page_index(p)) && pg->state != PG_FULL &&
+                 pg->used > 1)) {
+        block_freed(in, pg, idx, lw, bits, m, p, false);
         pg->used--;
         in->cur[pg->cls] = pg; /* reuse what was just freed: it is in cache */
         return;
       }
     }
   }
-  free_slow(in, p, word);
+  free_slow(in, p);
 }
 
 void islet_free_any(void *p) {
-  free_slow(NULL, p, islet_map_get(p));
+  free_slow(NULL, p);
 }
 
 /* --- queries ------------------------------------------------------------ */
@@ -306,12 +317,9 @@ static void *resize_large(islet_interp_t *in, void *p, size_t size) {
       atomic_load_explicit(&lg->state, memory_order_relaxed) != LARGE_LIVE)
     return NULL;
   size_t was = lg->size;
-  if (size <= was) { /* a shrink, or (under ASan) growth into the block's room */
+  if (size <= was || islet_large_grow(in, lg, size)) {
     if (size < was / 2) islet_large_shrink(in, lg, size);
-    san_unpoison(p, size);
-    vg_resize(p, was, lg->size);
-  } else if (islet_large_grow(in, lg, size)) {
-    san_unpoison(p, size);
+    san_unpoison(p, size); /* a shrink, a growth, or (ASan) growth into the block's room */
     vg_resize(p, was, lg->size);
   } else if (vg_on() || !(lg = islet_large_move(in, lg, size))) { /* Valgrind: a copy it sees */
     return NULL;

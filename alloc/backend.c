@@ -16,6 +16,7 @@
  */
 #include "internal.h"
 #include "sanitize.h"
+#include <string.h>
 #include <sys/mman.h>
 
 /* jemalloc synchronises reuse of freed memory internally, out of TSan's
@@ -32,7 +33,6 @@ static char tsan_backend_token;
 const char *islet_backend(void) {
   return "jemalloc";
 }
-const bool islet_backend_zeroes = false; /* it reuses what it was given back */
 
 /* Emptied arenas, process-wide like jemalloc's arena indices (at most
  * MALLOCX_ARENA_LIMIT = 4095 of them). */
@@ -80,6 +80,32 @@ void islet_backend_unmap(unsigned arena, void *p, size_t size) {
   dallocx(p, MALLOCX_TCACHE_NONE);
 }
 
+/* Whether MADV_DONTNEED zero-fills here.  Linux does; qemu-user once
+ * returned 0 and did nothing, which jemalloc probes for as well (jemalloc
+ * PR #2005). */
+static bool dontneed_zeroes(void) {
+  static _Atomic int known; /* 0: not probed, 1: zeroes, 2: does not */
+  int k = atomic_load_explicit(&known, memory_order_relaxed);
+  if (k) return k == 1;
+  volatile char *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  bool yes = false;
+  if (p != MAP_FAILED) {
+    p[0] = 1;
+    yes = madvise((void *)p, 4096, MADV_DONTNEED) == 0 && p[0] == 0;
+    munmap((void *)p, 4096);
+  }
+  atomic_store_explicit(&known, yes ? 1 : 2, memory_order_relaxed);
+  return yes;
+}
+
+/* jemalloc may hand out memory islet gave back, with anything in it.  Its
+ * regions are private anonymous mappings, so giving the pages to the kernel
+ * makes them read as zeros, faulted in only when used. */
+void islet_backend_clear(void *p, size_t n) {
+  n = (n + 4095) & ~(size_t)4095;
+  if (!dontneed_zeroes() || madvise(p, n, MADV_DONTNEED)) memset(p, 0, n);
+}
+
 const bool islet_backend_moves = false; /* jemalloc's rallocx copies */
 
 bool islet_backend_move(void *from, size_t old, void *to, size_t size) {
@@ -99,8 +125,11 @@ bool islet_backend_resize(void *p, size_t old, size_t size) {
 const char *islet_backend(void) {
   return "system";
 }
-const bool islet_backend_zeroes = true;
 const bool islet_backend_moves = true;
+
+void islet_backend_clear(void *p, size_t n) { /* a fresh mapping is zeros */
+  (void)p, (void)n;
+}
 
 int islet_backend_arena_new(unsigned *arena) {
   *arena = 0;

@@ -20,6 +20,7 @@
 #include "sanitize.h"
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <pthread.h>
 
 #define LIKELY(x) __builtin_expect(!!(x), 1)
@@ -39,19 +40,23 @@
 enum { KIND_SMALL = 1, KIND_LARGE = 2 };
 enum { PG_FREE = 0, PG_AVAIL, PG_FULL };
 
-/* Owner-written fields first; live/remote are read by other threads.  No
- * field points at a block: a leak checker scanning islet's metadata must not
- * find leaked blocks reachable. */
-typedef struct __attribute__((aligned(64))) page {
+/* A page's descriptor: its live bitmap (owner-written, read by others),
+ * then the owner's fields.  Descriptors are 1 KiB apart from the segment's
+ * base, so a block's descriptor is a mask and a shift of its address.  The
+ * first META_PAGES descriptors describe no page: the segment's header lives
+ * in the first one's bitmap, and their nblocks stays 0, so any pointer into
+ * them is interior.  The remote bitmap, which other threads write, is the
+ * segment's (segment_t).  No field points at a block: a leak checker
+ * scanning islet's metadata must not find leaked blocks reachable. */
+typedef struct __attribute__((aligned(1024))) page {
+  _Atomic uint64_t live[PAGE_WORDS];
   uint32_t off;          /* of the page in its segment */
   uint32_t bsize, magic; /* magic = ceil(2^32 / bsize): exact division */
   uint16_t nblocks, used, nwords;
   uint16_t free; /* the free list's first block, LIST_END when empty */
   uint16_t scan; /* the live word the next refill of the list starts at */
   uint8_t cls, state;
-  struct page *next, *prev;          /* the class's list of pages with free blocks */
-  _Atomic uint64_t live[PAGE_WORDS]; /* right after the hot fields: often one line */
-  _Alignas(64) _Atomic uint64_t remote[PAGE_WORDS];
+  struct page *next, *prev; /* the class's list of pages with free blocks */
 } page_t;
 
 typedef struct seghdr {
@@ -65,12 +70,17 @@ typedef struct seghdr {
 #define USABLE_PAGES (~(uint64_t)0 << META_PAGES) /* a segment's free_pages when empty */
 
 typedef struct segment {
-  seghdr_t h;
-  uint64_t free_pages;      /* bit i: page i is free (owner only) */
-  uint64_t purged;          /* bit i: free page i's memory went back (orphan.c) */
-  uint64_t touched;         /* bit i: page i was ever used (its descriptor written) */
-  _Atomic uint64_t pending; /* bit i: page i has remote frees */
-  page_t pages[SEG_PAGES];  /* 0 .. META_PAGES-1 are unused */
+  union {
+    struct {
+      seghdr_t h;
+      uint64_t free_pages;      /* bit i: page i is free (owner only) */
+      uint64_t purged;          /* bit i: free page i's memory went back (orphan.c) */
+      uint64_t touched;         /* bit i: page i was ever used (its descriptor written) */
+      _Atomic uint64_t pending; /* bit i: page i has remote frees (the header's last field) */
+    };
+    page_t pages[SEG_PAGES]; /* 0 .. META_PAGES-1 describe no page */
+  };
+  _Atomic uint64_t remote[SEG_PAGES][PAGE_WORDS]; /* each page's remote bitmap */
 } segment_t;
 
 typedef struct large {
@@ -83,6 +93,9 @@ typedef struct large {
 enum { LARGE_LIVE = 1, LARGE_REMOTE, LARGE_DEAD };
 
 _Static_assert(sizeof(segment_t) <= META_PAGES * PAGE_SIZE, "segment header too big");
+_Static_assert(sizeof(page_t) == 1024 && offsetof(segment_t, pages) == 0, "see page_of");
+_Static_assert(offsetof(segment_t, pending) + sizeof(uint64_t) <= offsetof(page_t, off),
+               "the segment header must leave the first descriptor's fields alone");
 _Static_assert(sizeof(large_t) <= LARGE_HDR, "large header too big");
 _Static_assert((uint64_t)PAGE_SIZE *ISLET_SMALL_MAX <= (uint64_t)1 << 32,
                "page_block_index divides exactly only up to 2^32");
@@ -215,14 +228,20 @@ typedef _Atomic uintptr_t map_leaf_t[MAP_LEAF_LEN];
 extern _Atomic(map_leaf_t *) islet_map_root[1u << MAP_ROOT_BITS];
 bool islet_map_set(const void *base, size_t size, uintptr_t word);
 
-static inline uintptr_t islet_map_get(const void *p) {
-  uintptr_t a = (uintptr_t)p;
-  if (UNLIKELY(a >> MAP_ADDR_BITS)) return 0;
-  map_leaf_t *leaf =
-      atomic_load_explicit(&islet_map_root[a >> (SEG_SHIFT + MAP_LEAF_BITS)], memory_order_acquire);
-  if (UNLIKELY(!leaf)) return 0;
+/* The word of a's granule, for any a below 2^64: an address past 2^48
+ * reads some other granule's word (the free fast path compares it with the
+ * granule's base, which no header past 2^48 has).  An empty root slot
+ * holds a leaf of zeros, so the lookup never tests for one. */
+static inline uintptr_t map_word(uintptr_t a) {
+  map_leaf_t *leaf = atomic_load_explicit(
+      &islet_map_root[(a >> (SEG_SHIFT + MAP_LEAF_BITS)) & ((1u << MAP_ROOT_BITS) - 1)],
+      memory_order_acquire);
   return atomic_load_explicit(&(*leaf)[(a >> SEG_SHIFT) & (MAP_LEAF_LEN - 1)],
                               memory_order_acquire);
+}
+static inline uintptr_t islet_map_get(const void *p) {
+  uintptr_t a = (uintptr_t)p;
+  return UNLIKELY(a >> MAP_ADDR_BITS) ? 0 : map_word(a);
 }
 static inline bool map_is_hdr(uintptr_t w) {
   return w != 0 && (w & 3) == 0;
@@ -246,9 +265,9 @@ bool islet_backend_resize(void *p, size_t old, size_t size);
  * islet_backend_moves. */
 bool islet_backend_move(void *from, size_t old, void *to, size_t size);
 extern const bool islet_backend_moves;
-/* Regions come zero-filled (fresh mmap): a new segment need not clear its
- * page descriptors, which would fault in 18 pages of its header. */
-extern const bool islet_backend_zeroes;
+/* The n bytes at p (page-aligned, of a region just mapped) read as zeros,
+ * without touching what the kernel can zero itself. */
+void islet_backend_clear(void *p, size_t n);
 
 /* segment.c */
 page_t *islet_page_fresh(islet_interp_t *in, unsigned cls);
@@ -259,8 +278,19 @@ static inline segment_t *seg_of(const void *p) {
 static inline unsigned page_index(const void *p) {
   return (unsigned)(((uintptr_t)p & (SEG_SIZE - 1)) >> PAGE_SHIFT);
 }
+/* The descriptor of p's page: descriptors are 1 KiB apart from the base. */
+static inline page_t *page_of(const void *p) {
+  uintptr_t a = (uintptr_t)p;
+  return (page_t *)((a & ~(SEG_SIZE - 1)) |
+                    ((a >> (PAGE_SHIFT - 10)) & ((uintptr_t)(SEG_PAGES - 1) << 10)));
+}
 static inline unsigned seg_page_index(const segment_t *seg, const page_t *pg) {
   return (unsigned)(pg - seg->pages);
+}
+
+static inline _Atomic uint64_t *page_remote(page_t *pg) {
+  segment_t *seg = seg_of(pg);
+  return seg->remote[seg_page_index(seg, pg)];
 }
 
 static inline char *page_block(const page_t *pg, size_t i) {
@@ -299,14 +329,14 @@ static inline __attribute__((no_sanitize("address"))) void link_set(void *b, uns
 static inline void *page_pop(page_t *pg, bool vg) {
   unsigned i = pg->free;
   if (UNLIKELY(i >= pg->nblocks)) return NULL;
-  unsigned w = i >> 6;
+  char *p = page_block(pg, i); /* read before the live word's store, which may alias */
+  _Atomic uint64_t *lw = &pg->live[i >> 6];
   uint64_t m = (uint64_t)1 << (i & 63);
-  uint64_t bits = atomic_load_explicit(&pg->live[w], memory_order_relaxed);
+  uint64_t bits = atomic_load_explicit(lw, memory_order_relaxed);
   if (UNLIKELY(bits & m)) return NULL;
-  atomic_store_explicit(&pg->live[w], bits | m, memory_order_relaxed);
-  char *p = page_block(pg, i);
   pg->free = (uint16_t)link_get(p, vg);
   pg->used++;
+  atomic_store_explicit(lw, bits | m, memory_order_relaxed);
   return p;
 }
 
@@ -319,16 +349,26 @@ static inline void page_push(page_t *pg, unsigned idx, void *p, bool vg) {
 void *islet_small_alloc_slow(islet_interp_t *in, unsigned cls);
 void islet_page_after_free(islet_interp_t *in, page_t *pg, bool was_full);
 void islet_page_drop(islet_interp_t *in, page_t *pg); /* an empty listed page leaves the heap */
-/* block index of p in pg, or -1 for an interior pointer */
-static inline long page_block_index(const page_t *pg, const void *p) {
+/* p's block index in pg when p is a multiple of the block size from the
+ * page's start, else -1.  The index may be past the last block: its live
+ * bit is 0, so the free fast path needs no other test. */
+static inline long page_slot(const page_t *pg, const void *p) {
   uint64_t prod = ((uintptr_t)p & (PAGE_SIZE - 1)) * (uint64_t)pg->magic;
-  uint64_t idx = prod >> 32;
   /* off is a multiple of bsize iff the low half is below magic: exact for
    * offsets below 2^16 and sizes up to 2^14 (Lemire, Kaser and Kurz, "Faster
    * remainder by direct computation", 2019; checked for every offset and every
-   * multiple of 16 up to 16 KiB).  A never-used page has magic 0. */
-  if (UNLIKELY((uint32_t)prod >= pg->magic || idx >= pg->nblocks)) return -1;
-  return (long)idx;
+   * multiple of 16 up to 16 KiB).  A page never used has magic 0. */
+  return UNLIKELY((uint32_t)prod >= pg->magic) ? -1 : (long)(prod >> 32);
+}
+/* block index of p in pg, or -1 for an interior pointer */
+static inline long page_block_index(const page_t *pg, const void *p) {
+  long idx = page_slot(pg, p);
+  return idx < pg->nblocks ? idx : -1;
+}
+/* The bits of live word w that stand for blocks of the page. */
+static inline uint64_t page_blocks_in(const page_t *pg, unsigned w) {
+  unsigned n = pg->nblocks - w * 64u;
+  return n >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << n) - 1;
 }
 
 /* The header of the block p, with its page and index for small blocks; NULL

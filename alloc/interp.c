@@ -92,7 +92,6 @@ static void leak_report(islet_interp_t *in, islet_leak_report_t *r, bool freeing
       if (r->naddrs == ISLET_LEAK_ADDRS && !vg_on()) continue;
       for (unsigned w = 0; w < pg->nwords; w++) {
         uint64_t bits = atomic_load_explicit(&pg->live[w], memory_order_relaxed);
-        if (w + 1u == pg->nwords && pg->nblocks % 64) bits &= ~(~(uint64_t)0 << (pg->nblocks % 64));
         for (; bits; bits &= bits - 1) {
           char *p = page_block(pg, (size_t)w * 64 + (unsigned)__builtin_ctzll(bits));
           note_leak(r, p);

@@ -54,6 +54,14 @@ static uintptr_t granule_up(uintptr_t a) {
   return (a + SEG_SIZE - 1) & ~(uintptr_t)(SEG_SIZE - 1);
 }
 
+/* The usable bytes lg would have for size bytes (0: too big), and the bytes
+ * it would map. */
+static size_t resized(const large_t *lg, size_t size, size_t *mapped) {
+  size_t usable = islet_large_usable(size, lg->off);
+  *mapped = lg->off + usable;
+  return usable;
+}
+
 static void account_resize(islet_interp_t *in, large_t *lg, size_t usable, size_t mapped) {
   in->bytes += usable - lg->size;
   in->bytes_peak = in->bytes > in->bytes_peak ? in->bytes : in->bytes_peak;
@@ -67,8 +75,7 @@ static void account_resize(islet_interp_t *in, large_t *lg, size_t usable, size_
  * starts on a granule, so the address space after a large block is usually
  * free to grow into. */
 bool islet_large_grow(islet_interp_t *in, large_t *lg, size_t size) {
-  size_t usable = islet_large_usable(size, lg->off), old = lg->mapped;
-  size_t mapped = lg->off + usable;
+  size_t mapped, usable = resized(lg, size, &mapped), old = lg->mapped;
   if (!usable || mapped <= old || in->bytes + (mapped - old) > in->limit) return false;
   if (!islet_backend_resize(lg, old, mapped)) return false;
   /* only the new granules: a failed map_set clears what it was given */
@@ -84,8 +91,7 @@ bool islet_large_grow(islet_interp_t *in, large_t *lg, size_t size) {
 /* A block shrunk to less than half gives its tail back in place rather than
  * being copied to a new region.  Granules past the new end leave the map. */
 void islet_large_shrink(islet_interp_t *in, large_t *lg, size_t size) {
-  size_t usable = islet_large_usable(size, lg->off), old = lg->mapped;
-  size_t mapped = lg->off + usable;
+  size_t mapped, usable = resized(lg, size, &mapped), old = lg->mapped;
   if (mapped >= old) return;
   uintptr_t end = granule_up((uintptr_t)lg + mapped), was = (uintptr_t)lg + old;
   if (end < was) islet_map_set((void *)end, was - end, 0);
@@ -101,8 +107,7 @@ void islet_large_shrink(islet_interp_t *in, large_t *lg, size_t size) {
  * big realloc costs neither a copy nor the faults of fresh pages.  The old
  * range leaves the owner map before it goes, as in large_drop. */
 large_t *islet_large_move(islet_interp_t *in, large_t *lg, size_t size) {
-  size_t usable = islet_large_usable(size, lg->off), old = lg->mapped;
-  size_t mapped = lg->off + usable;
+  size_t mapped, usable = resized(lg, size, &mapped), old = lg->mapped;
   if (!islet_backend_moves || !usable || in->bytes - lg->size + usable > in->limit) return NULL;
   large_t *to = islet_backend_map(in->arena, mapped, SEG_SIZE);
   if (!to) return NULL;

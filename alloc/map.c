@@ -12,12 +12,14 @@
 #include "internal.h"
 #include <sys/mman.h>
 
-_Atomic(map_leaf_t *) islet_map_root[1u << MAP_ROOT_BITS];
+static map_leaf_t no_leaf; /* every root slot's until its leaf exists; never written */
+_Atomic(map_leaf_t *) islet_map_root[1u << MAP_ROOT_BITS] = {[0 ...(1u << MAP_ROOT_BITS) - 1] =
+                                                                 &no_leaf};
 
 static map_leaf_t *leaf_for(uintptr_t a) {
   _Atomic(map_leaf_t *) *slot = &islet_map_root[a >> (SEG_SHIFT + MAP_LEAF_BITS)];
   map_leaf_t *leaf = atomic_load_explicit(slot, memory_order_acquire);
-  if (leaf) return leaf;
+  if (leaf != &no_leaf) return leaf;
   map_leaf_t *fresh =
       mmap(NULL, sizeof(map_leaf_t), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (fresh == MAP_FAILED) return NULL;

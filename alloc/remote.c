@@ -32,7 +32,7 @@ void islet_remote_free_small(islet_interp_t *caller, segment_t *seg, page_t *pg,
     vg_free(p);
     san_poison(p, pg->bsize);
   }
-  if (!live || (atomic_fetch_or(&pg->remote[w], m) & m)) {
+  if (!live || (atomic_fetch_or(&page_remote(pg)[w], m) & m)) {
     islet_report(owner->rt, caller, ISLET_EDOUBLE_FREE, p, owner->id);
     return;
   }
@@ -44,8 +44,8 @@ static void collect_page(islet_interp_t *in, page_t *pg) {
   bool was_full = pg->state == PG_FULL;
   size_t n = 0;
   for (unsigned w = 0; w < pg->nwords; w++) {
-    if (!atomic_load(&pg->remote[w])) continue; /* seq_cst, as the exchange: see above */
-    uint64_t r = atomic_exchange(&pg->remote[w], 0);
+    if (!atomic_load(&page_remote(pg)[w])) continue; /* seq_cst, as the exchange: see above */
+    uint64_t r = atomic_exchange(&page_remote(pg)[w], 0);
     uint64_t bits = atomic_load_explicit(&pg->live[w], memory_order_relaxed);
     for (uint64_t bad = r & ~bits; bad; bad &= bad - 1) /* freed here meanwhile */
       islet_report(in->rt, NULL, ISLET_EDOUBLE_FREE,
@@ -81,7 +81,7 @@ size_t islet_remote_pending(islet_interp_t *in) {
       page_t *pg = &seg->pages[__builtin_ctzll(pend)];
       for (unsigned w = 0; w < pg->nwords; w++)
         n += (size_t)__builtin_popcountll(
-            atomic_load_explicit(&pg->remote[w], memory_order_relaxed));
+            atomic_load_explicit(&page_remote(pg)[w], memory_order_relaxed));
     }
   }
   for (large_t *lg = atomic_load(&in->remote_large); lg; lg = lg->rnext) n++;

@@ -11,6 +11,10 @@
 static segment_t *segment_new(islet_interp_t *in) {
   segment_t *seg = islet_backend_map(in->arena, SEG_SIZE, SEG_SIZE);
   if (!seg) return NULL;
+  /* A zero descriptor (magic 0) makes any pointer into its page interior,
+   * and zero bitmaps need no clearing when a page is first used, so only
+   * the header's pages in use are ever touched. */
+  islet_backend_clear(seg, sizeof *seg);
   vg_defined(seg, sizeof *seg);
   seg->h.kind = KIND_SMALL;
   seg->h.owner = in;
@@ -20,10 +24,6 @@ static segment_t *segment_new(islet_interp_t *in) {
   seg->purged = 0;
   seg->touched = 0;
   atomic_init(&seg->pending, 0);
-  for (size_t i = 0; i < SEG_PAGES && !islet_backend_zeroes; i++) {
-    seg->pages[i].nblocks = 0; /* a pointer into a never-used page is interior */
-    seg->pages[i].state = PG_FREE;
-  }
   if (!islet_map_set(seg, SEG_SIZE, (uintptr_t)seg)) {
     islet_backend_unmap(in->arena, seg, SEG_SIZE);
     return NULL;
@@ -35,7 +35,17 @@ static segment_t *segment_new(islet_interp_t *in) {
   return seg;
 }
 
-static void page_init(segment_t *seg, page_t *pg, unsigned cls) {
+/* Clears what a page's earlier use may have left: its live bits are 0 (it
+ * emptied), but a remote free racing a local double free of one of its
+ * blocks may have left a remote bit.  Reading a word first leaves the
+ * header's untouched pages untouched. */
+static void bits_clear(_Atomic uint64_t *w) {
+  for (unsigned i = 0; i < PAGE_WORDS; i++)
+    if (atomic_load_explicit(&w[i], memory_order_relaxed))
+      atomic_store_explicit(&w[i], 0, memory_order_relaxed);
+}
+
+static void page_init(segment_t *seg, page_t *pg, unsigned cls, bool reused) {
   uint32_t bs = islet_class_sizes[cls];
   unsigned n = (unsigned)(PAGE_SIZE / bs);
   pg->off = (uint32_t)(seg_page_index(seg, pg) * PAGE_SIZE);
@@ -49,13 +59,10 @@ static void page_init(segment_t *seg, page_t *pg, unsigned cls) {
   pg->cls = (uint8_t)cls;
   pg->state = PG_AVAIL;
   pg->next = pg->prev = NULL;
-  for (unsigned w = 0; w < pg->nwords; w++) {
-    atomic_store_explicit(&pg->live[w], 0, memory_order_relaxed);
-    atomic_store_explicit(&pg->remote[w], 0, memory_order_relaxed);
+  if (reused) {
+    bits_clear(pg->live);
+    bits_clear(page_remote(pg));
   }
-  if (n % 64) /* bits past the last block look allocated, so they are never taken */
-    atomic_store_explicit(&pg->live[pg->nwords - 1], ~(uint64_t)0 << (n % 64),
-                          memory_order_relaxed);
   san_poison(page_block(pg, 0), PAGE_SIZE);
 }
 
@@ -68,10 +75,11 @@ page_t *islet_page_fresh(islet_interp_t *in, unsigned cls) {
     }
   if (!seg && !(seg = segment_new(in))) return NULL;
   unsigned i = (unsigned)__builtin_ctzll(seg->free_pages);
+  bool reused = seg->touched & (uint64_t)1 << i;
   seg->free_pages &= ~((uint64_t)1 << i);
   seg->touched |= (uint64_t)1 << i;
   page_t *pg = &seg->pages[i];
-  page_init(seg, pg, cls);
+  page_init(seg, pg, cls, reused);
   in->npages++;
   return pg;
 }

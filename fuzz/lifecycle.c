@@ -148,7 +148,8 @@ static size_t table_ids(void) {
 static void one_malloc_arena(void) {
 #if defined(ISLET_FUZZ_SYSTEM_BACKEND) &&                                                          \
     !(defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer))
-  mallopt(M_ARENA_MAX, 1);
+  static bool done; /* once per process: the fuzzer's thread runs every input */
+  if (!done) done = mallopt(M_ARENA_MAX, 1) == 1;
 #endif
 }
 
