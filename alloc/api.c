@@ -250,11 +250,11 @@ static NOINLINE void free_slow(islet_interp_t *caller, void *p) {
   }
 }
 
-/* The fast path, a leaf: a live block of in's own small pages whose page
- * neither was full nor empties, with no remote free pending on it.
- * Everything else (and every free under Valgrind, see fast_owner) is one
- * tail call away. */
-void islet_free(islet_interp_t *in, void *p) {
+/* The fast path: a live block of in's own small pages whose page neither
+ * was full nor empties, with no remote free pending on it.  False for
+ * everything else (and for every free under Valgrind, see fast_owner),
+ * which changes nothing. */
+static inline __attribute__((always_inline)) bool free_fast(islet_interp_t *in, void *p) {
   /* seg comes from p, not from the map: the loads below need not wait for
    * the map's, only the branch on it (a large block's header is its
    * granule's base too, with no fast owner; no segment starts at 0) */
@@ -272,11 +272,26 @@ void islet_free(islet_interp_t *in, void *p) {
         block_freed(in, pg, idx, lw, bits, m, p, false);
         pg->used--;
         in->cur[pg->cls] = pg; /* reuse what was just freed: it is in cache */
-        return;
+        return true;
       }
     }
   }
+  return false;
+}
+
+/* A leaf: everything but the fast path is one tail call away. */
+void islet_free(islet_interp_t *in, void *p) {
+  if (!free_fast(in, p)) free_slow(in, p);
+}
+
+static NOINLINE int try_free_slow(islet_interp_t *in, void *p) {
+  if (!islet_map_get(p)) return 0;
   free_slow(in, p);
+  return 1;
+}
+
+int islet_try_free(islet_interp_t *in, void *p) {
+  return free_fast(in, p) ? 1 : try_free_slow(in, p);
 }
 
 void islet_free_any(void *p) {

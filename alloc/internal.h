@@ -63,10 +63,12 @@ typedef struct seghdr {
   uint32_t kind, owner_id;
   islet_interp_t *owner;
   islet_interp_t *fast_owner; /* owner of a small segment, for the free fast path;
-                                 NULL for large blocks and under Valgrind */
+                                 NO_FAST_OWNER for large blocks and under Valgrind */
   struct seghdr *next, *prev; /* the owner's list of segments or large blocks */
 } seghdr_t;
 
+/* matches no caller, not even islet_free(NULL, p), which is islet_free_any */
+#define NO_FAST_OWNER ((islet_interp_t *)~(uintptr_t)0)
 #define USABLE_PAGES (~(uint64_t)0 << META_PAGES) /* a segment's free_pages when empty */
 
 typedef struct segment {

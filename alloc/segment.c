@@ -18,7 +18,7 @@ static segment_t *segment_new(islet_interp_t *in) {
   vg_defined(seg, sizeof *seg);
   seg->h.kind = KIND_SMALL;
   seg->h.owner = in;
-  seg->h.fast_owner = vg_on() ? NULL : in;
+  seg->h.fast_owner = vg_on() ? NO_FAST_OWNER : in;
   seg->h.owner_id = in->id;
   seg->free_pages = USABLE_PAGES;
   seg->purged = 0;

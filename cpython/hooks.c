@@ -45,15 +45,7 @@ static void *h_calloc(void *ctx, size_t n, size_t size) {
 
 static void h_free(void *ctx, void *p) {
   const PyMemAllocatorEx *prev = ctx;
-  if (!islet_contains(p)) {
-    prev->free(prev->ctx, p);
-    return;
-  }
-  islet_interp_t *in = heap();
-  if (in)
-    islet_free(in, p);
-  else
-    islet_free_any(p);
+  if (!islet_try_free(heap(), p)) prev->free(prev->ctx, p);
 }
 
 /* A block moves heaps only by copy: islet's into the caller's heap (a cross

@@ -188,7 +188,7 @@ ISLET_API void *islet_malloc(islet_interp_t *in, size_t size);
 ISLET_API void *islet_calloc(islet_interp_t *in, size_t n, size_t size);
 ISLET_API void *islet_realloc(islet_interp_t *in, void *p, size_t size);
 ISLET_API void *islet_aligned_alloc(islet_interp_t *in, size_t align, size_t size);
-ISLET_API void islet_free(islet_interp_t *in, void *p);
+ISLET_API void islet_free(islet_interp_t *in, void *p); /* in NULL: islet_free_any */
 
 /* No interpreter needed. */
 ISLET_API void islet_free_any(void *p);
@@ -199,6 +199,10 @@ ISLET_API islet_interp_t *islet_owner(const void *p); /* NULL: foreign, interior
  * the runtime ends; release: until islet maps the range again).  A wrapper
  * around another allocator routes a free by it. */
 ISLET_API int islet_contains(const void *p);
+/* islet_free(in, p) and 1 when islet_contains(p); 0, and nothing done,
+ * for other memory, which the wrapper hands to the allocator it wraps.
+ * One owner lookup where islet_contains and islet_free take two. */
+ISLET_API int islet_try_free(islet_interp_t *in, void *p);
 ISLET_API islet_error_t islet_last_error(void);
 ISLET_API const char *islet_strerror(islet_error_t e);
 ISLET_API size_t islet_class_size(unsigned cls);

@@ -66,3 +66,44 @@ Test(owner, destroyed_interpreters_own_nothing) {
   cr_assert_null(islet_owner(big));
   cr_assert_eq(islet_usable_size(p), 0);
 }
+
+static size_t live_blocks(islet_interp_t *in) {
+  islet_stats_t s;
+  islet_interp_collect(in);
+  islet_interp_stats(in, &s);
+  return s.blocks;
+}
+
+Test(owner, try_free_frees_what_islet_holds_and_hands_back_the_rest) {
+  islet_interp_t *in = islet_interp_new(rt), *other = islet_interp_new(rt);
+  char *p = islet_malloc(in, 100), *q = islet_malloc(in, 100), *big = islet_malloc(in, 1 << 20);
+  void *heap = malloc(64);
+  cr_assert_eq(islet_try_free(in, heap), 0);
+  cr_assert_eq(islet_try_free(in, NULL), 0);
+  expect_no_event();
+  free(heap); /* untouched: still the C library's */
+  cr_assert_eq(islet_try_free(in, p), 1);
+  cr_assert_eq(islet_try_free(other, q), 1); /* a cross-interpreter free */
+  cr_assert_eq(islet_try_free(in, big), 1);
+  expect_no_event();
+  cr_assert_eq(live_blocks(in), 0);
+  cr_assert_eq(islet_try_free(in, p), 1, "islet's memory, so islet reports it");
+  expect_one_event(ISLET_EDOUBLE_FREE, p, islet_interp_id(in));
+  char *r = islet_malloc(in, 100);
+  cr_assert_eq(islet_try_free(in, r + 16), 1);
+  expect_one_event(ISLET_EINTERIOR, r + 16, islet_interp_id(in));
+  unsigned id = islet_interp_id(in);
+  islet_interp_destroy(in, NULL);
+  cr_assert_eq(islet_try_free(other, r), 1);
+  expect_one_event(ISLET_EDESTROYED, r, id);
+}
+
+Test(owner, free_with_no_interpreter_is_free_any) {
+  islet_interp_t *in = islet_interp_new(rt);
+  void *p = islet_malloc(in, 100), *big = islet_malloc(in, 1 << 20);
+  islet_free(NULL, p);
+  islet_free(NULL, big);
+  expect_no_event();
+  cr_assert_eq(live_blocks(in), 0);
+  cr_assert_eq(islet_usable_size(big), 0);
+}
