@@ -38,7 +38,9 @@
 extern "C" {
 #endif
 
+#ifndef ISLET_API /* the LD_PRELOAD shim builds islet into itself, hidden */
 #define ISLET_API __attribute__((visibility("default")))
+#endif
 
 typedef struct islet_runtime islet_runtime_t;
 typedef struct islet_interp islet_interp_t;

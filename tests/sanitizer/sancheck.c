@@ -3,7 +3,7 @@
  * expects the tool to report it (tests/expect-report.sh), so a tool that
  * stops seeing islet memory fails the build.  Mode "clean" commits none.
  *
- *   sancheck uaf|overflow|leak|race|mortal|reuse|refcnt|clean
+ *   sancheck uaf|large-uaf|overflow|leak|race|mortal|reuse|refcnt|clean
  *
  * The TSan controls (race, mortal, reuse, refcnt) keep each racing access in
  * its own non-inlined function, so the compiler cannot fold an increment and
@@ -72,6 +72,11 @@ int main(int argc, char **argv) {
   if (!strcmp(mode, "uaf")) {
     islet_free(in, (void *)p);
     rc = p[3]; /* read after free */
+  } else if (!strcmp(mode, "large-uaf")) {
+    volatile char *big = islet_malloc(in, 200000);
+    big[1000] = 1;
+    islet_free(in, (void *)big);
+    rc = big[1000];
   } else if (!strcmp(mode, "overflow")) {
     rc = p[islet_usable_size((void *)p)]; /* one past what the block may use */
   } else if (!strcmp(mode, "leak")) {
