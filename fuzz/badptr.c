@@ -2,7 +2,10 @@
  * destroyed-interpreter pointers, and of raw addresses taken from the input,
  * under the report policy: each must be reported exactly once and change
  * nothing (the heap's counts stay put, every live block keeps its
- * contents), while the real blocks among them are freed normally.
+ * contents), while the real blocks among them are freed normally.  The
+ * frees go through islet_free with an interpreter or NULL, or through
+ * islet_try_free, which must report and answer 1 exactly for the pointers
+ * islet_contains, and leave every other pointer alone.
  *
  * Input: operations of 9 bytes: a kind, then 8 bytes of address or offset.
  */
@@ -88,7 +91,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       if (!nlive) continue;
       int i = (int)(x % (uint64_t)nlive);
       if (nfreed < LIVE) freed[nfreed++] = live[i].p;
-      islet_free(x & 2 ? b : a, live[i].p);
+      if (!(x & 8))
+        islet_free(x & 2 ? b : a, live[i].p);
+      else if (islet_try_free(x & 2 ? b : a, live[i].p) != 1)
+        fail("islet_try_free did not take a live block");
       live[i] = live[--nlive];
       for (int k = i; k < nlive; k++) memset(live[k].p, k, live[k].size < 32 ? live[k].size : 32);
       continue;
@@ -97,10 +103,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!p || find(p) >= 0) continue; /* a live block: not a bad pointer */
     islet_stats_t before, after;
     islet_interp_stats(a, &before);
-    int ev = events;
-    islet_free(x & 4 ? b : a, p);
+    int ev = events, reported = 1;
+    islet_interp_t *caller = x & 4 ? b : x & 16 ? NULL : a;
+    if (x & 8) {
+      reported = islet_contains(p) != 0;
+      if (islet_try_free(caller, p) != reported) fail("islet_try_free answered wrong");
+    } else {
+      islet_free(caller, p);
+    }
     islet_interp_stats(a, &after);
-    if (events != ev + 1) fail("a bad pointer was not reported exactly once");
+    if (events != ev + reported)
+      fail("a bad pointer was not reported exactly once, or one islet does not hold was");
     if (after.blocks != before.blocks || after.bytes != before.bytes)
       fail("a bad free changed the heap");
     check_live();
