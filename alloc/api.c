@@ -52,12 +52,12 @@ static void *large_alloc(islet_interp_t *in, size_t size, size_t align) {
   return p;
 }
 
-/* A block of class cls from the current page's free list, under the limit;
- * NULL when the list is empty or the limit is in the way. */
 /* The redzone on the fast path, which Valgrind never takes (in->redzone is
  * the same under ASan, 0 otherwise). */
 #define FAST_REDZONE (ISLET_ASAN ? ISLET_SAN_REDZONE : 0)
 
+/* A block of class cls from the current page's free list, under the limit;
+ * NULL when the list is empty or the limit is in the way. */
 static inline void *small_take(islet_interp_t *in, unsigned cls, size_t bs, bool vg) {
   if (UNLIKELY(in->bytes + bs > in->limit)) return NULL;
   return page_pop(in->cur[cls], vg);
@@ -285,7 +285,7 @@ void islet_free(islet_interp_t *in, void *p) {
 }
 
 static NOINLINE int try_free_slow(islet_interp_t *in, void *p) {
-  if (!islet_map_get(p)) return 0;
+  if (!islet_contains(p)) return 0;
   free_slow(in, p);
   return 1;
 }
@@ -307,8 +307,13 @@ islet_interp_t *islet_owner(const void *p) {
   return h ? h->owner : NULL;
 }
 
+/* The map covers whole granules; past its end, a large block's last one
+ * may hold anyone's memory (free_slow calls it foreign too). */
 int islet_contains(const void *p) {
-  return islet_map_get(p) != 0;
+  uintptr_t word = islet_map_get(p);
+  if (!map_is_hdr(word)) return word != 0;
+  const large_t *lg = (const large_t *)word;
+  return lg->h.kind != KIND_LARGE || (const char *)p < (const char *)lg + lg->mapped;
 }
 
 size_t islet_usable_size(const void *p) {

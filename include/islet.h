@@ -196,10 +196,13 @@ ISLET_API void islet_free(islet_interp_t *in, void *p); /* in NULL: islet_free_a
 ISLET_API void islet_free_any(void *p);
 ISLET_API size_t islet_usable_size(const void *p);    /* 0 for anything not an islet block */
 ISLET_API islet_interp_t *islet_owner(const void *p); /* NULL: foreign, interior, freed owner */
-/* Nonzero when p lies in memory islet manages or managed: a live heap's, or
- * a destroyed interpreter's while its tombstone stands (quarantine: until
+/* Nonzero when p lies in memory islet manages or managed: a live heap's
+ * (not the rest of a large block's last 4 MiB granule, past its end), or a
+ * destroyed interpreter's while its tombstone stands (quarantine: until
  * the runtime ends; release: until islet maps the range again).  A wrapper
- * around another allocator routes a free by it. */
+ * around another allocator routes a free by it.  Known limit: the system
+ * backend gives a released range back to the kernel with its tombstone
+ * standing, so memory someone else maps there later counts as islet's. */
 ISLET_API int islet_contains(const void *p);
 /* islet_free(in, p) and 1 when islet_contains(p); 0, and nothing done,
  * for other memory, which the wrapper hands to the allocator it wraps.

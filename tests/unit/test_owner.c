@@ -2,6 +2,7 @@
  * pointers, destroyed interpreters. */
 #include "common.h"
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 
 TestSuite(owner, .init = setup_default, .fini = teardown_runtime);
@@ -98,9 +99,25 @@ Test(owner, try_free_frees_what_islet_holds_and_hands_back_the_rest) {
   expect_one_event(ISLET_EDESTROYED, r, id);
 }
 
+Test(owner, the_granule_past_a_large_blocks_end_is_not_islets) {
+  islet_interp_t *in = islet_interp_new(rt);
+  char *big = islet_malloc(in, 100000);
+  char *past = big + ((size_t)2 << 20); /* same 4 MiB granule, past the region */
+  cr_assert(islet_contains(big + 99999));
+  cr_assert_not(islet_contains(past));
+  cr_assert_eq(islet_try_free(in, past), 0);
+  expect_no_event();
+  islet_free(in, past);
+  expect_one_event(ISLET_EFOREIGN, past, 0);
+  islet_free(in, big);
+}
+
 Test(owner, free_with_no_interpreter_is_free_any) {
   islet_interp_t *in = islet_interp_new(rt);
-  void *p = islet_malloc(in, 100), *big = islet_malloc(in, 1 << 20);
+  char *p = islet_malloc(in, 100), *big = islet_malloc(in, 1 << 20);
+  memset(big, 0xff, 1 << 20); /* bytes that read as busy page descriptors */
+  islet_free(NULL, big + 65536);
+  expect_one_event(ISLET_EINTERIOR, big + 65536, islet_interp_id(in));
   islet_free(NULL, p);
   islet_free(NULL, big);
   expect_no_event();
