@@ -222,7 +222,7 @@ static NOINLINE void free_slow(islet_interp_t *caller, void *p) {
   if (h->kind == KIND_LARGE) {
     large_t *lg = (large_t *)h;
     if (p != large_block(lg)) { /* the region's last granule may hold foreign memory */
-      bool inside = (char *)p < (char *)lg + lg->mapped;
+      bool inside = large_holds(lg, p);
       islet_report(h->owner->rt, caller, inside ? ISLET_EINTERIOR : ISLET_EFOREIGN, p,
                    inside ? h->owner_id : 0);
       return;
@@ -307,13 +307,11 @@ islet_interp_t *islet_owner(const void *p) {
   return h ? h->owner : NULL;
 }
 
-/* The map covers whole granules; past its end, a large block's last one
- * may hold anyone's memory (free_slow calls it foreign too). */
 int islet_contains(const void *p) {
   uintptr_t word = islet_map_get(p);
   if (!map_is_hdr(word)) return word != 0;
   const large_t *lg = (const large_t *)word;
-  return lg->h.kind != KIND_LARGE || (const char *)p < (const char *)lg + lg->mapped;
+  return lg->h.kind != KIND_LARGE || large_holds(lg, p);
 }
 
 size_t islet_usable_size(const void *p) {

@@ -302,6 +302,12 @@ static inline char *large_block(const large_t *lg) {
   return (char *)lg + lg->off;
 }
 
+/* Whether p lies in lg's region: the map covers whole granules, and past
+ * its end the last one may hold anyone's memory. */
+static inline bool large_holds(const large_t *lg, const void *p) {
+  return (const char *)p < (const char *)lg + lg->mapped;
+}
+
 /* small.c */
 extern page_t islet_empty_page;
 

@@ -46,3 +46,9 @@ void expect_one_event(islet_error_t e, const void *p, unsigned owner) {
 void expect_no_event(void) {
   cr_assert_eq(nevents, 0, "unexpected events: %d", nevents);
 }
+
+size_t live_blocks(islet_interp_t *in) {
+  islet_stats_t s;
+  islet_interp_stats(in, &s);
+  return s.blocks;
+}

@@ -23,5 +23,7 @@ void teardown_runtime(void);
  * this error, pointer and owner, and clears the list. */
 void expect_one_event(islet_error_t e, const void *p, unsigned owner);
 void expect_no_event(void);
+/* The interpreter's live blocks, from its stats. */
+size_t live_blocks(islet_interp_t *in);
 
 #endif

@@ -9,12 +9,6 @@
 
 TestSuite(bad, .init = setup_default, .fini = teardown_runtime);
 
-static size_t live_blocks(islet_interp_t *in) {
-  islet_stats_t s;
-  islet_interp_stats(in, &s);
-  return s.blocks;
-}
-
 Test(bad, double_free_is_reported_and_changes_nothing) {
   islet_interp_t *in = islet_interp_new(rt);
   void *p = islet_malloc(in, 48), *keep = islet_malloc(in, 48);
