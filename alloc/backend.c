@@ -6,16 +6,19 @@
  * one arena's memory to another (jemalloc #1535), and mallocx is kept off
  * the small-object fast path, which islet serves from its own pages.
  * jemalloc is linked privately into libislet, so the host's malloc is not
- * replaced.  An ended interpreter's arena is emptied, purged and kept for
- * the next interpreter rather than destroyed: jemalloc 5.3 keeps 4 KiB of
- * metadata for every arenas.create + arena.<i>.destroy pair (measured: 1,000
- * pairs grow RSS by 3.6 MiB, 1,000 reuses by 0), and CPython embedders
- * create and end sub-interpreters by the thousand.
+ * replaced, and with opt.retain (its default on 64-bit Linux) it never
+ * unmaps, so a range whose tombstone stands in the owner map stays islet's.  An ended interpreter's
+ * arena is emptied, purged and kept for the next interpreter rather than destroyed: jemalloc 5.3
+ * keeps 4 KiB of metadata for every arenas.create + arena.<i>.destroy pair (measured: 1,000 pairs
+ * grow RSS by 3.6 MiB, 1,000 reuses by 0), and CPython embedders create and end sub-interpreters by
+ * the thousand.
  *
- * system backend: aligned mmap/munmap, nothing shared with anyone.
+ * system backend: mmap, nothing shared with anyone, and no range given
+ * back to the kernel while the owner map may name it (below).
  */
 #include "internal.h"
 #include "sanitize.h"
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -71,8 +74,8 @@ void islet_backend_arena_release(unsigned arena) {
  * so ASan sees it as poisoned until jemalloc hands it out again: a use of a
  * freed large block is reported, not read silently.  (jemalloc itself is
  * not instrumented.) */
-void *islet_backend_map(unsigned arena, size_t size, size_t align) {
-  void *p = mallocx(size, MALLOCX_ARENA(arena) | MALLOCX_TCACHE_NONE | MALLOCX_ALIGN(align));
+void *islet_backend_map(unsigned arena, size_t size) {
+  void *p = mallocx(size, MALLOCX_ARENA(arena) | MALLOCX_TCACHE_NONE | MALLOCX_ALIGN(SEG_SIZE));
   san_backend_acquire(&tsan_backend_token);
   if (p) san_unpoison(p, size);
   return p;
@@ -145,7 +148,7 @@ int islet_backend_arena_new(unsigned *arena) {
   return 0;
 }
 
-void islet_backend_arena_purge(unsigned arena) { /* munmap gave it back already */
+void islet_backend_arena_purge(unsigned arena) { /* its pages went back already */
   (void)arena;
 }
 
@@ -153,90 +156,161 @@ void islet_backend_arena_release(unsigned arena) {
   (void)arena;
 }
 
-/* The bases of the regions unmapped last: every region is SEG_SIZE-aligned,
- * so a new one is tried at the newest of them first, and a hit costs one
- * mmap.  The over-map's two trimming munmaps were a quarter of a lifecycle
- * fuzz run's time.  A miss (the hole is too small or was taken, or the
- * kernel predates MAP_FIXED_NOREPLACE) costs one failed mmap.  Reusing only
- * freed addresses keeps the address space compact, so page tables and
- * ASan's shadow are reused (a hint that walked down the address space grew
- * a fuzz run's RSS past 2 GiB).  A ring of FREED_MAX: a destroy frees many
- * regions at once. */
-#define FREED_MAX 16
-static uintptr_t freed[FREED_MAX];
-static unsigned nfreed; /* pushes, modulo the ring */
-static pthread_mutex_t freed_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Address space islet holds without memory: a region's span is whole
+ * granules, and what it does not use (a large block's last granule past its
+ * end, a region given back) stays reserved (PROT_NONE, MAP_NORESERVE: no
+ * pages, no commit charge) instead of going back to the kernel.
+ *
+ * Why: the owner map answers per granule, and a destroyed interpreter's
+ * tombstone stays in it, so a range that anyone else could map would make
+ * their memory look like islet's: a wrapper that routes frees by
+ * islet_contains (the CPython shim) would keep a block of the allocator it
+ * wraps.  Held ranges are kept in a list, newest last, and a new region is
+ * cut from the newest that fits, so the address space stays compact (page
+ * tables and ASan's shadow are reused) and a reuse costs one mmap; a fresh
+ * region is over-mapped and trimmed.  Every region is cut from the list
+ * first, so held address space is reused before any is added. */
+typedef struct {
+  uintptr_t base;
+  size_t len;
+} span_t;
+static span_t *held;
+static size_t nheld, held_cap;
+static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void freed_push(void *p) {
-  pthread_mutex_lock(&freed_lock);
-  freed[nfreed++ % FREED_MAX] = (uintptr_t)p;
-  pthread_mutex_unlock(&freed_lock);
+static size_t pages_up(size_t n) {
+  return (n + 4095) & ~(size_t)4095;
+}
+static size_t granules_up(size_t n) {
+  return (n + SEG_SIZE - 1) & ~(SEG_SIZE - 1);
 }
 
-static char *freed_pop(void) {
-  pthread_mutex_lock(&freed_lock);
-  uintptr_t p = 0;
-  if (nfreed) {
-    p = freed[--nfreed % FREED_MAX];
-    freed[nfreed % FREED_MAX] = 0;
+static bool protect_none(uintptr_t a, size_t len) { /* drops the pages, keeps the range */
+  return mmap((void *)a, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
+              -1, 0) != MAP_FAILED;
+}
+static bool commit(uintptr_t a, size_t len) {
+  return mmap((void *)a, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
+              0) != MAP_FAILED;
+}
+
+/* Joins a neighbour when it can: a large block may want both. */
+static void hold(uintptr_t base, size_t len) {
+  pthread_mutex_lock(&held_lock);
+  for (size_t i = 0; i < nheld; i++)
+    if (held[i].base + held[i].len == base || base + len == held[i].base) {
+      held[i].base = held[i].base < base ? held[i].base : base;
+      held[i].len += len;
+      pthread_mutex_unlock(&held_lock);
+      return;
+    }
+  if (nheld == held_cap) {
+    size_t cap = held_cap ? 2 * held_cap : 64;
+    span_t *more = realloc(held, cap * sizeof *more);
+    if (more) held = more, held_cap = cap;
   }
-  pthread_mutex_unlock(&freed_lock);
-  return (char *)p;
+  if (nheld < held_cap) held[nheld++] = (span_t){base, len}; /* else: reserved, never reused */
+  pthread_mutex_unlock(&held_lock);
 }
 
-static void *map_at_freed(size_t size) {
-  char *want = freed_pop();
-  if (!want) return NULL;
-  char *p = mmap(want, size, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-  if (p == MAP_FAILED) return NULL;
-  if (p != want) { /* an old kernel took the flag for a hint */
-    munmap(p, size);
+/* len bytes from the front of a held span: the newest that fits, or the one
+ * that starts at at (when at is not 0). */
+static uintptr_t unhold(size_t len, uintptr_t at) {
+  uintptr_t got = 0;
+  pthread_mutex_lock(&held_lock);
+  for (size_t i = nheld; i-- > 0;) {
+    span_t *s = &held[i];
+    if (s->len < len || (at && s->base != at)) continue;
+    got = s->base;
+    s->base += len;
+    s->len -= len;
+    if (!s->len) *s = held[--nheld];
+    break;
+  }
+  pthread_mutex_unlock(&held_lock);
+  return got;
+}
+
+/* A new span of len bytes, granule-aligned: over-map by a granule and trim. */
+static uintptr_t reserve_fresh(size_t len) {
+  size_t span = len + SEG_SIZE;
+  char *raw = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (raw == MAP_FAILED) return 0;
+  char *p = (char *)(((uintptr_t)raw + SEG_SIZE - 1) & ~(uintptr_t)(SEG_SIZE - 1));
+  if (p > raw) munmap(raw, (size_t)(p - raw));
+  if (raw + span > p + len) munmap(p + len, (size_t)(raw + span - (p + len)));
+  return (uintptr_t)p;
+}
+
+/* The free len bytes at a, reserved for islet; false if anyone holds them. */
+static bool claim(uintptr_t a, size_t len) {
+  void *p = mmap((void *)a, len, PROT_NONE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+  if (p == MAP_FAILED) return false;
+  if ((uintptr_t)p == a) return true;
+  munmap(p, len); /* an old kernel took the flag for a hint */
+  return false;
+}
+
+/* The range stays islet's: its tombstone may stand in the owner map.  If
+ * the kernel cannot split the mapping, the memory goes back anyway. */
+static void give_back(uintptr_t a, size_t len) {
+  if (protect_none(a, len))
+    hold(a, len);
+  else
+    munmap((void *)a, len);
+}
+
+void *islet_backend_map(unsigned arena, size_t size) {
+  (void)arena;
+  size_t n = pages_up(size), span = granules_up(n);
+  uintptr_t a = unhold(span, 0);
+  if (!a) a = reserve_fresh(span);
+  if (!a) return NULL;
+  if (!commit(a, n)) {
+    give_back(a, span);
     return NULL;
   }
-  return p;
-}
-
-/* Over-map by the alignment and trim both ends. */
-static void *map_trimmed(size_t size, size_t align) {
-  size_t span = size + align;
-  char *raw = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (raw == MAP_FAILED) return NULL;
-  char *p = (char *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
-  if (p > raw) munmap(raw, (size_t)(p - raw));
-  if (raw + span > p + size) munmap(p + size, (size_t)(raw + span - (p + size)));
-  return p;
-}
-
-void *islet_backend_map(unsigned arena, size_t size, size_t align) {
-  (void)arena;
-  size = (size + 4095) & ~(size_t)4095;
-  char *p = align == SEG_SIZE ? map_at_freed(size) : NULL;
-  if (!p) p = map_trimmed(size, align);
-  if (!p) return NULL;
   san_backend_acquire(&tsan_backend_token);
-  return p;
+  return (void *)a;
 }
 
 void islet_backend_unmap(unsigned arena, void *p, size_t size) {
   (void)arena;
   san_backend_release(&tsan_backend_token);
-  munmap(p, (size + 4095) & ~(size_t)4095);
-  if (((uintptr_t)p & (SEG_SIZE - 1)) == 0) freed_push(p);
+  give_back((uintptr_t)p, granules_up(pages_up(size)));
 }
 
+/* Within the span the pages are committed or dropped in place; growing past
+ * it takes the granules after it, when islet holds them or they are free. */
 bool islet_backend_resize(void *p, size_t old, size_t size) {
-  return mremap(p, (old + 4095) & ~(size_t)4095, (size + 4095) & ~(size_t)4095, 0) != MAP_FAILED;
+  uintptr_t a = (uintptr_t)p;
+  size_t o = pages_up(old), n = pages_up(size), ospan = granules_up(o), nspan = granules_up(n);
+  if (n <= o) {
+    if (n < o && !protect_none(a + n, o - n)) return false;
+    if (nspan < ospan) hold(a + nspan, ospan - nspan); /* inaccessible already */
+    return true;
+  }
+  if (nspan > ospan && !unhold(nspan - ospan, a + ospan) && !claim(a + ospan, nspan - ospan))
+    return false;
+  if (commit(a + o, n - o)) return true;
+  if (nspan > ospan) hold(a + ospan, nspan - ospan);
+  return false;
 }
 
 /* The kernel moves the page tables: nothing is copied or faulted in, and
- * the reserved range at to is replaced in one step. */
+ * the front of to's span is replaced in one step.  from's pages leave a
+ * hole in its span, reserved again unless someone mapped there first. */
 bool islet_backend_move(void *from, size_t old, void *to, size_t size) {
-  old = (old + 4095) & ~(size_t)4095;
-  size = (size + 4095) & ~(size_t)4095;
-  if (mremap(from, old, size, MREMAP_MAYMOVE | MREMAP_FIXED, to) == MAP_FAILED) return false;
+  uintptr_t a = (uintptr_t)from;
+  size_t o = pages_up(old), span = granules_up(o);
+  if (mremap(from, o, pages_up(size), MREMAP_MAYMOVE | MREMAP_FIXED, to) == MAP_FAILED)
+    return false;
   san_backend_release(&tsan_backend_token);
-  freed_push(from);
+  if (claim(a, o))
+    hold(a, span);
+  else if (span > o) /* from's map entries are gone: the rest may go too */
+    munmap((void *)(a + o), span - o);
   return true;
 }
 #endif

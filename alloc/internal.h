@@ -256,7 +256,8 @@ void islet_backend_arena_purge(unsigned arena);
 /* The arena's heap has ended: it may serve another heap.  Its regions are
  * unmapped, or quarantined (they stay allocated in it, untouched). */
 void islet_backend_arena_release(unsigned arena);
-void *islet_backend_map(unsigned arena, size_t size, size_t align);
+/* A region of size bytes at the start of its own granule-aligned span. */
+void *islet_backend_map(unsigned arena, size_t size);
 void islet_backend_unmap(unsigned arena, void *p, size_t size);
 /* The region p of old bytes now serves size bytes, in place (jemalloc may
  * keep more of it); false: unchanged. */

@@ -24,7 +24,7 @@ size_t islet_large_usable(size_t size, size_t align) {
 large_t *islet_large_alloc(islet_interp_t *in, size_t size, size_t align) {
   size_t hdr = header_size(align);
   size_t mapped = hdr + islet_large_usable(size, align);
-  large_t *lg = islet_backend_map(in->arena, mapped, SEG_SIZE);
+  large_t *lg = islet_backend_map(in->arena, mapped);
   if (!lg) {
     islet_set_error(ISLET_ENOMEM);
     return NULL;
@@ -71,9 +71,9 @@ static void account_resize(islet_interp_t *in, large_t *lg, size_t usable, size_
 }
 
 /* Growing buffers (a string built by appending, a list that doubles) would
- * otherwise copy at every step and leave each old size behind.  Every region
- * starts on a granule, so the address space after a large block is usually
- * free to grow into. */
+ * otherwise copy at every step and leave each old size behind.  A region
+ * holds whole granules (system backend) or starts on one (jemalloc), so
+ * there is room after a large block to grow into. */
 bool islet_large_grow(islet_interp_t *in, large_t *lg, size_t size) {
   size_t mapped, usable = resized(lg, size, &mapped), old = lg->mapped;
   if (!usable || mapped <= old || in->bytes + (mapped - old) > in->limit) return false;
@@ -109,7 +109,7 @@ void islet_large_shrink(islet_interp_t *in, large_t *lg, size_t size) {
 large_t *islet_large_move(islet_interp_t *in, large_t *lg, size_t size) {
   size_t mapped, usable = resized(lg, size, &mapped), old = lg->mapped;
   if (!islet_backend_moves || !usable || in->bytes - lg->size + usable > in->limit) return NULL;
-  large_t *to = islet_backend_map(in->arena, mapped, SEG_SIZE);
+  large_t *to = islet_backend_map(in->arena, mapped);
   if (!to) return NULL;
   if (!islet_map_set(to, mapped, 0)) { /* its leaves, before the header is there */
     islet_backend_unmap(in->arena, to, mapped);

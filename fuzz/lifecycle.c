@@ -10,8 +10,8 @@
  * limits, and ends the runtime with interpreters still alive.  The model knows which blocks are
  * live and who owns them.  After every step the heap's stats must agree with it; after a destroy
  * the leak report must name exactly the model's live blocks, and under the release policy none of
- * the interpreter's memory may stay mapped once the reclaimer is done (checked with mincore on the
- * system backend).
+ * the interpreter's memory may stay resident once the reclaimer is done, and all of it stays
+ * reserved (checked with mincore on the system backend).
  *
  * Input: one byte of policy (bits 0-1 teardown, bits 2-4 singletons, bits 2-5
  * the end order, bits 6-7 both set: reclaim on the runtime's thread), then
@@ -19,8 +19,6 @@
  */
 #include "islet_freelist.h"
 #include "islet_singletons.h"
-#include <errno.h>
-#include <malloc.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -133,28 +131,7 @@ static size_t table_ids(void) {
   return preset == 3 ? SMALL_IDS : ISLET_S_CPYTHON_COUNT;
 }
 
-#ifndef __has_feature
-#define __has_feature(x) 0
-#endif
-
-/* glibc gives a thread its own malloc arena at its first malloc or free: a
- * 64 MiB mapping wherever the kernel finds room, which can be the range an
- * interpreter's memory just left.  The reclaimer thread's first free (of its
- * work record, right after the unmapping) did that, and the mincore check in
- * destroy() took glibc's arena for islet memory (found by AFL++, which starts
- * a fresh process often; seed fuzz/corpus/lifecycle/glibc-arena-after-release).
- * One arena for every thread keeps glibc out of that range.  ASan's
- * allocator has no arenas. */
-static void one_malloc_arena(void) {
-#if defined(ISLET_FUZZ_SYSTEM_BACKEND) &&                                                          \
-    !(defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer))
-  static bool done; /* once per process: the fuzzer's thread runs every input */
-  if (!done) done = mallopt(M_ARENA_MAX, 1) == 1;
-#endif
-}
-
 static void start(uint8_t policy) {
-  one_malloc_arena();
   static const islet_teardown_t policies[4] = {ISLET_TEARDOWN_RELEASE, ISLET_TEARDOWN_QUARANTINE,
                                                ISLET_TEARDOWN_ORPHAN, ISLET_TEARDOWN_ORPHAN};
   teardown = policies[policy & 3];
@@ -183,18 +160,21 @@ static void start(uint8_t policy) {
 }
 
 #ifdef ISLET_FUZZ_SYSTEM_BACKEND
-static int mapped(const void *p) {
+/* A released page stays reserved (its tombstone stands, so nobody else may
+ * map there) and holds no memory. */
+static const char *release_error(const void *p) {
   unsigned char v;
   uintptr_t page = (uintptr_t)p & ~(uintptr_t)4095;
-  return mincore((void *)page, 4096, &v) == 0 || errno != ENOMEM;
+  if (mincore((void *)page, 4096, &v)) return "released memory went back to the kernel";
+  return v & 1 ? "released memory is still resident" : NULL;
 }
 #endif
 
 /* After a destroy the leak report names exactly the model's live blocks.
  * Under orphan they stay valid and owned, and other interpreters free them
  * later; otherwise, once the reclaimer is done, none of them has an owner
- * and, released on the system backend, none is mapped (checked before
- * anything can reuse it). */
+ * and, released on the system backend, none is resident or given back to
+ * the kernel (checked before anything can reuse it). */
 static void destroy(int s) {
   islet_teardown_t teardown = teardown_of[s];
   islet_leak_report_t r;
@@ -219,7 +199,7 @@ static void destroy(int s) {
     blocks[i] = blocks[--nblocks];
     if (islet_owner(b.p)) fail("a destroyed interpreter's block still has an owner");
 #ifdef ISLET_FUZZ_SYSTEM_BACKEND
-    if (teardown == ISLET_TEARDOWN_RELEASE && mapped(b.p)) fail("released memory is still mapped");
+    if (teardown == ISLET_TEARDOWN_RELEASE && release_error(b.p)) fail(release_error(b.p));
 #endif
     if (teardown == ISLET_TEARDOWN_QUARANTINE && nretired < MAXB)
       retired[nretired++] = b.p; /* never reused */

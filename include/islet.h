@@ -200,9 +200,8 @@ ISLET_API islet_interp_t *islet_owner(const void *p); /* NULL: foreign, interior
  * (not the rest of a large block's last 4 MiB granule, past its end), or a
  * destroyed interpreter's while its tombstone stands (quarantine: until
  * the runtime ends; release: until islet maps the range again).  A wrapper
- * around another allocator routes a free by it.  Known limit: the system
- * backend gives a released range back to the kernel with its tombstone
- * standing, so memory someone else maps there later counts as islet's. */
+ * around another allocator routes a free by it: nobody else can map where
+ * this says yes (islet keeps such ranges reserved, or jemalloc keeps them). */
 ISLET_API int islet_contains(const void *p);
 /* islet_free(in, p) and 1 when islet_contains(p); 0, and nothing done,
  * for other memory, which the wrapper hands to the allocator it wraps.

@@ -106,6 +106,31 @@ Test(owner, the_granule_past_a_large_blocks_end_is_not_islets) {
   islet_free(in, big);
 }
 
+/* Where the owner map names islet, nobody else can map: a large block's
+ * last granule past its end, and a destroyed interpreter's released range
+ * (its tombstone stands).  Otherwise another allocator's memory there would
+ * count as islet's, and a wrapper routing frees by islet_contains would keep
+ * it. */
+static int others_can_map(void *p) {
+  void *page = (void *)((uintptr_t)p & ~(uintptr_t)4095);
+  void *got = mmap(page, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  if (got != MAP_FAILED) munmap(got, 4096);
+  return got == page;
+}
+
+Test(owner, nobody_else_maps_where_the_owner_map_names_islet) {
+  islet_interp_t *in = islet_interp_new(rt);
+  islet_interp_set_teardown(in, ISLET_TEARDOWN_RELEASE);
+  char *p = islet_malloc(in, 100), *big = islet_malloc(in, 100000);
+  cr_assert_not(others_can_map(big + ((size_t)2 << 20)), "the rest of a large block's granule");
+  islet_interp_destroy(in, NULL);
+  islet_runtime_flush(rt);
+  cr_assert(islet_contains(p) && islet_contains(big));
+  cr_assert_not(others_can_map(p), "a released segment");
+  cr_assert_not(others_can_map(big), "a released large block");
+  cr_assert_not(others_can_map(big + ((size_t)2 << 20)), "the rest of its granule");
+}
+
 Test(owner, free_with_no_interpreter_is_free_any) {
   islet_interp_t *in = islet_interp_new(rt);
   char *p = islet_malloc(in, 100), *big = islet_malloc(in, 1 << 20);
