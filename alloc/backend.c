@@ -157,9 +157,13 @@ void islet_backend_arena_release(unsigned arena) {
 }
 
 /* Address space islet holds without memory: a region's span is whole
- * granules, and what it does not use (a large block's last granule past its
- * end, a region given back) stays reserved (PROT_NONE, MAP_NORESERVE: no
- * pages, no commit charge) instead of going back to the kernel.
+ * granules, and a region given back stays reserved (PROT_NONE,
+ * MAP_NORESERVE: no pages, no commit charge) instead of going back to the
+ * kernel.  A large block's span is mapped whole, so it grows or shrinks in
+ * place with no system call within it (the pages past its end are never
+ * touched: no memory), and neighbouring spans make one kernel mapping (a
+ * PROT_NONE tail per block would have halved how many large blocks fit
+ * under vm.max_map_count).
  *
  * Why: the owner map answers per granule, and a destroyed interpreter's
  * tombstone stays in it, so a range that anyone else could map would make
@@ -231,14 +235,19 @@ static uintptr_t unhold(size_t len, uintptr_t at) {
   return got;
 }
 
-/* A new span of len bytes, granule-aligned: over-map by a granule and trim. */
+/* A new span of len bytes, granule-aligned, from a fresh reservation of at
+ * least RESERVE_MIN (over-mapped by a granule and trimmed), whose rest is
+ * held: the next regions are cut next to it, so their mappings merge and a
+ * new region costs one mmap. */
+#define RESERVE_MIN ((size_t)64 << 20)
 static uintptr_t reserve_fresh(size_t len) {
-  size_t span = len + SEG_SIZE;
+  size_t want = len > RESERVE_MIN ? len : RESERVE_MIN, span = want + SEG_SIZE;
   char *raw = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (raw == MAP_FAILED) return 0;
   char *p = (char *)(((uintptr_t)raw + SEG_SIZE - 1) & ~(uintptr_t)(SEG_SIZE - 1));
   if (p > raw) munmap(raw, (size_t)(p - raw));
-  if (raw + span > p + len) munmap(p + len, (size_t)(raw + span - (p + len)));
+  if (raw + span > p + want) munmap(p + want, (size_t)(raw + span - (p + want)));
+  if (want > len) hold((uintptr_t)p + len, want - len);
   return (uintptr_t)p;
 }
 
@@ -263,11 +272,11 @@ static void give_back(uintptr_t a, size_t len) {
 
 void *islet_backend_map(unsigned arena, size_t size) {
   (void)arena;
-  size_t n = pages_up(size), span = granules_up(n);
+  size_t span = granules_up(size);
   uintptr_t a = unhold(span, 0);
   if (!a) a = reserve_fresh(span);
   if (!a) return NULL;
-  if (!commit(a, n)) {
+  if (!commit(a, span)) {
     give_back(a, span);
     return NULL;
   }
@@ -278,24 +287,27 @@ void *islet_backend_map(unsigned arena, size_t size) {
 void islet_backend_unmap(unsigned arena, void *p, size_t size) {
   (void)arena;
   san_backend_release(&tsan_backend_token);
-  give_back((uintptr_t)p, granules_up(pages_up(size)));
+  give_back((uintptr_t)p, granules_up(size));
 }
 
-/* Within the span the pages are committed or dropped in place; growing past
- * it takes the granules after it, when islet holds them or they are free. */
+/* The granules at a, for a span that grows into them: held, or free. */
+static bool extend(uintptr_t a, size_t len) {
+  if (!unhold(len, a) && !claim(a, len)) return false;
+  if (commit(a, len)) return true;
+  hold(a, len);
+  return false;
+}
+
+/* Within the span nothing changes but the pages a shrink drops; past it
+ * the span takes the granules after it, or gives its last ones back. */
 bool islet_backend_resize(void *p, size_t old, size_t size) {
   uintptr_t a = (uintptr_t)p;
   size_t o = pages_up(old), n = pages_up(size), ospan = granules_up(o), nspan = granules_up(n);
-  if (n <= o) {
-    if (n < o && !protect_none(a + n, o - n)) return false;
-    if (nspan < ospan) hold(a + nspan, ospan - nspan); /* inaccessible already */
-    return true;
-  }
-  if (nspan > ospan && !unhold(nspan - ospan, a + ospan) && !claim(a + ospan, nspan - ospan))
-    return false;
-  if (commit(a + o, n - o)) return true;
-  if (nspan > ospan) hold(a + ospan, nspan - ospan);
-  return false;
+  if (nspan > ospan) return extend(a + ospan, nspan - ospan);
+  if (nspan < ospan) give_back(a + nspan, ospan - nspan);
+  size_t end = o < nspan ? o : nspan;
+  if (n < end) madvise((void *)(a + n), end - n, MADV_DONTNEED);
+  return true;
 }
 
 /* The kernel moves the page tables: nothing is copied or faulted in, and
@@ -308,7 +320,7 @@ bool islet_backend_move(void *from, size_t old, void *to, size_t size) {
     return false;
   san_backend_release(&tsan_backend_token);
   if (claim(a, o))
-    hold(a, span);
+    give_back(a, span);
   else if (span > o) /* from's map entries are gone: the rest may go too */
     munmap((void *)(a + o), span - o);
   return true;
