@@ -198,16 +198,21 @@ static bool commit(uintptr_t a, size_t len) {
               0) != MAP_FAILED;
 }
 
-/* Joins a neighbour when it can: a large block may want both. */
+/* Joins both neighbours (a large block may want them all), and goes last:
+ * the newest.  Widening one end leaves the other as it was, so one pass
+ * finds both. */
 static void hold(uintptr_t base, size_t len) {
   pthread_mutex_lock(&held_lock);
-  for (size_t i = 0; i < nheld; i++)
-    if (held[i].base + held[i].len == base || base + len == held[i].base) {
-      held[i].base = held[i].base < base ? held[i].base : base;
-      held[i].len += len;
-      pthread_mutex_unlock(&held_lock);
-      return;
+  for (size_t i = 0; i < nheld;) {
+    span_t s = held[i];
+    if (s.base + s.len != base && base + len != s.base) {
+      i++;
+      continue;
     }
+    base = s.base < base ? s.base : base;
+    len += s.len;
+    held[i] = held[--nheld];
+  }
   if (nheld == held_cap) {
     size_t cap = held_cap ? 2 * held_cap : 64;
     span_t *more = realloc(held, cap * sizeof *more);
@@ -294,7 +299,7 @@ void islet_backend_unmap(unsigned arena, void *p, size_t size) {
 static bool extend(uintptr_t a, size_t len) {
   if (!unhold(len, a) && !claim(a, len)) return false;
   if (commit(a, len)) return true;
-  hold(a, len);
+  give_back(a, len); /* a failed MAP_FIXED may have unmapped it */
   return false;
 }
 
