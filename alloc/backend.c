@@ -7,11 +7,12 @@
  * the small-object fast path, which islet serves from its own pages.
  * jemalloc is linked privately into libislet, so the host's malloc is not
  * replaced, and with opt.retain (its default on 64-bit Linux) it never
- * unmaps, so a range whose tombstone stands in the owner map stays islet's.  An ended interpreter's
- * arena is emptied, purged and kept for the next interpreter rather than destroyed: jemalloc 5.3
- * keeps 4 KiB of metadata for every arenas.create + arena.<i>.destroy pair (measured: 1,000 pairs
- * grow RSS by 3.6 MiB, 1,000 reuses by 0), and CPython embedders create and end sub-interpreters by
- * the thousand.
+ * unmaps, so a range whose tombstone stands in the owner map stays islet's.
+ * An ended interpreter's arena is emptied, purged and kept for the next
+ * interpreter rather than destroyed: jemalloc 5.3 keeps 4 KiB of metadata
+ * for every arenas.create + arena.<i>.destroy pair (measured: 1,000 pairs
+ * grow RSS by 3.6 MiB, 1,000 reuses by 0), and CPython embedders create and
+ * end sub-interpreters by the thousand.
  *
  * system backend: mmap, nothing shared with anyone, and no range given
  * back to the kernel while the owner map may name it (below).
@@ -161,7 +162,8 @@ void islet_backend_arena_release(unsigned arena) {
  * MAP_NORESERVE: no pages, no commit charge) instead of going back to the
  * kernel.  A large block's span is mapped whole, so it grows or shrinks in
  * place with no system call within it (the pages past its end are never
- * touched: no memory), and neighbouring spans make one kernel mapping (a
+ * touched: no memory, though they count toward the kernel's commit
+ * charge), and neighbouring spans make one kernel mapping (a
  * PROT_NONE tail per block would have halved how many large blocks fit
  * under vm.max_map_count).
  *
