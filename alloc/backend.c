@@ -191,9 +191,13 @@ static size_t granules_up(size_t n) {
   return (n + SEG_SIZE - 1) & ~(SEG_SIZE - 1);
 }
 
+/* An inaccessible mapping with no memory behind it: at a, or anywhere. */
+static void *map_none(uintptr_t a, size_t len, int where) {
+  return mmap((void *)a, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | where, -1,
+              0);
+}
 static bool protect_none(uintptr_t a, size_t len) { /* drops the pages, keeps the range */
-  return mmap((void *)a, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
-              -1, 0) != MAP_FAILED;
+  return map_none(a, len, MAP_FIXED) != MAP_FAILED;
 }
 static bool commit(uintptr_t a, size_t len) {
   return mmap((void *)a, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
@@ -249,7 +253,7 @@ static uintptr_t unhold(size_t len, uintptr_t at) {
 #define RESERVE_MIN ((size_t)64 << 20)
 static uintptr_t reserve_fresh(size_t len) {
   size_t want = len > RESERVE_MIN ? len : RESERVE_MIN, span = want + SEG_SIZE;
-  char *raw = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  char *raw = map_none(0, span, 0);
   if (raw == MAP_FAILED) return 0;
   char *p = (char *)(((uintptr_t)raw + SEG_SIZE - 1) & ~(uintptr_t)(SEG_SIZE - 1));
   if (p > raw) munmap(raw, (size_t)(p - raw));
@@ -260,8 +264,7 @@ static uintptr_t reserve_fresh(size_t len) {
 
 /* The free len bytes at a, reserved for islet; false if anyone holds them. */
 static bool claim(uintptr_t a, size_t len) {
-  void *p = mmap((void *)a, len, PROT_NONE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+  void *p = map_none(a, len, MAP_FIXED_NOREPLACE);
   if (p == MAP_FAILED) return false;
   if ((uintptr_t)p == a) return true;
   munmap(p, len); /* an old kernel took the flag for a hint */
