@@ -162,10 +162,12 @@ void islet_backend_arena_release(unsigned arena) {
  * MAP_NORESERVE: no pages, no commit charge) instead of going back to the
  * kernel.  A large block's span is mapped whole, so it grows or shrinks in
  * place with no system call within it (the pages past its end are never
- * touched: no memory, though they count toward the kernel's commit
- * charge), and neighbouring spans make one kernel mapping (a
+ * touched: no memory), and neighbouring spans make one kernel mapping (a
  * PROT_NONE tail per block would have halved how many large blocks fit
- * under vm.max_map_count).
+ * under vm.max_map_count).  Spans are mapped MAP_NORESERVE, as jemalloc
+ * maps everything when the kernel overcommits (pages_boot, jemalloc 5.x):
+ * under vm.overcommit_memory 0 or 1 the untouched tail of a span is then not
+ * charged to the commit limit either (the kernel ignores the flag under 2).
  *
  * Why: the owner map answers per granule, and a destroyed interpreter's
  * tombstone stays in it, so a range that anyone else could map would make
@@ -200,8 +202,8 @@ static bool protect_none(uintptr_t a, size_t len) { /* drops the pages, keeps th
   return map_none(a, len, MAP_FIXED) != MAP_FAILED;
 }
 static bool commit(uintptr_t a, size_t len) {
-  return mmap((void *)a, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
-              0) != MAP_FAILED;
+  return mmap((void *)a, len, PROT_READ | PROT_WRITE,
+              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) != MAP_FAILED;
 }
 
 /* Joins both neighbours (a large block may want them all), and goes last:

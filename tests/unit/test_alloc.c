@@ -2,6 +2,8 @@
  * zero sizes, usable size, stats. */
 #include "common.h"
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -239,6 +241,55 @@ Test(alloc, realloc_shrinks_a_large_block_in_place) {
   cr_assert_not(islet_contains(p + ((size_t)6 << 20)), "the granules past the end left the map");
   cr_assert(islet_contains(p + small - 1));
   islet_free(in, q);
+  expect_no_event();
+}
+
+/* The VmFlags of the kernel mapping that holds p (/proc/self/smaps), or "". */
+static void vma_flags(const void *p, char *out, size_t n) {
+  FILE *f = fopen("/proc/self/smaps", "r");
+  cr_assert(f);
+  char line[512];
+  bool here = false;
+  out[0] = 0;
+  while (fgets(line, sizeof line, f)) {
+    uintptr_t lo, hi;
+    if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR, &lo, &hi) == 2)
+      here = lo <= (uintptr_t)p && (uintptr_t)p < hi;
+    else if (here && !strncmp(line, "VmFlags:", 8))
+      snprintf(out, n, "%s", line + 8);
+  }
+  fclose(f);
+}
+
+static int overcommit_mode(void) {
+  FILE *f = fopen("/proc/sys/vm/overcommit_memory", "r");
+  int mode = -1;
+  if (f && fscanf(f, "%d", &mode) != 1) mode = -1;
+  if (f) fclose(f);
+  return mode;
+}
+
+/* Writable and MAP_NORESERVE ("nr"): the pages a block never touches are
+ * not charged to the commit limit (kernel overcommit modes 0 and 1). */
+static void expect_uncharged(const void *p, const char *what) {
+  char flags[512];
+  vma_flags(p, flags, sizeof flags);
+  cr_assert(strstr(flags, " wr"), "%s at %p: a writable mapping, flags '%s'", what, p, flags);
+  cr_assert(strstr(flags, " nr"), "%s at %p: charged to the commit limit, flags '%s'", what, p,
+            flags);
+}
+
+Test(alloc, spans_are_not_charged_to_the_commit_limit) {
+  if (overcommit_mode() == 2) cr_skip_test("vm.overcommit_memory=2 charges every mapping");
+  islet_interp_t *in = islet_interp_new(rt);
+  char *small = islet_malloc(in, 100), *large = islet_malloc(in, 100000);
+  expect_uncharged(small, "a small block's segment");
+  expect_uncharged(large, "a large block");
+  large = islet_realloc(in, large, (size_t)9 << 20); /* past its first granule */
+  cr_assert(large);
+  expect_uncharged(large + ((size_t)9 << 20) - 1, "a grown large block's end");
+  islet_free(in, small);
+  islet_free(in, large);
   expect_no_event();
 }
 
