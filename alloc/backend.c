@@ -19,6 +19,7 @@
  */
 #include "internal.h"
 #include "sanitize.h"
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -29,10 +30,19 @@
  * what jemalloc's own locks guarantee. */
 static char tsan_backend_token;
 
+/* The backend's own state (jemalloc: its pool of emptied arenas; system:
+ * the address space it holds) is under this lock, which a fork() must not
+ * catch held (fork.c). */
+static pthread_mutex_t backend_lock = PTHREAD_MUTEX_INITIALIZER;
+static void backend_acquire(void) {
+  pthread_mutex_lock(&backend_lock);
+}
+static void backend_release(void) {
+  pthread_mutex_unlock(&backend_lock);
+}
+
 #ifdef ISLET_BACKEND_JEMALLOC
 #include <jemalloc/jemalloc.h>
-
-#include <pthread.h>
 
 const char *islet_backend(void) {
   return "jemalloc";
@@ -42,13 +52,12 @@ const char *islet_backend(void) {
  * MALLOCX_ARENA_LIMIT = 4095 of them). */
 static unsigned pool[4096];
 static size_t npool;
-static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int islet_backend_arena_new(unsigned *arena) {
-  pthread_mutex_lock(&pool_lock);
+  backend_acquire();
   bool reused = npool > 0;
   if (reused) *arena = pool[--npool];
-  pthread_mutex_unlock(&pool_lock);
+  backend_release();
   size_t sz = sizeof *arena;
   return reused || !mallctl("arenas.create", arena, &sz, NULL, 0) ? 0 : -1;
 }
@@ -66,9 +75,9 @@ void islet_backend_arena_purge(unsigned arena) {
  * touches a block it handed out, so those just stay allocated here). */
 void islet_backend_arena_release(unsigned arena) {
   islet_backend_arena_purge(arena);
-  pthread_mutex_lock(&pool_lock);
+  backend_acquire();
   if (npool < sizeof pool / sizeof pool[0]) pool[npool++] = arena;
-  pthread_mutex_unlock(&pool_lock);
+  backend_release();
 }
 
 /* What islet gives back stays mapped in jemalloc, which only islet calls,
@@ -184,7 +193,6 @@ typedef struct {
 } span_t;
 static span_t *held;
 static size_t nheld, held_cap;
-static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static size_t pages_up(size_t n) {
   return (n + 4095) & ~(size_t)4095;
@@ -210,7 +218,7 @@ static bool commit(uintptr_t a, size_t len) {
  * the newest.  Widening one end leaves the other as it was, so one pass
  * finds both. */
 static void hold(uintptr_t base, size_t len) {
-  pthread_mutex_lock(&held_lock);
+  backend_acquire();
   for (size_t i = 0; i < nheld;) {
     span_t s = held[i];
     if (s.base + s.len != base && base + len != s.base) {
@@ -227,14 +235,14 @@ static void hold(uintptr_t base, size_t len) {
     if (more) held = more, held_cap = cap;
   }
   if (nheld < held_cap) held[nheld++] = (span_t){base, len}; /* else: reserved, never reused */
-  pthread_mutex_unlock(&held_lock);
+  backend_release();
 }
 
 /* len bytes from the front of a held span: the newest that fits, or the one
  * that starts at at (when at is not 0). */
 static uintptr_t unhold(size_t len, uintptr_t at) {
   uintptr_t got = 0;
-  pthread_mutex_lock(&held_lock);
+  backend_acquire();
   for (size_t i = nheld; i-- > 0;) {
     span_t *s = &held[i];
     if (s->len < len || (at && s->base != at)) continue;
@@ -244,7 +252,7 @@ static uintptr_t unhold(size_t len, uintptr_t at) {
     if (!s->len) *s = held[--nheld];
     break;
   }
-  pthread_mutex_unlock(&held_lock);
+  backend_release();
   return got;
 }
 
@@ -338,3 +346,15 @@ bool islet_backend_move(void *from, size_t old, void *to, size_t size) {
   return true;
 }
 #endif
+
+/* Registered before islet's own handlers, so these run inside them.
+ * jemalloc registers its handlers as it starts: started first, they run
+ * inside these. */
+void islet_backend_atfork(void) {
+#ifdef ISLET_BACKEND_JEMALLOC
+  const char *version;
+  size_t sz = sizeof version;
+  mallctl("version", &version, &sz, NULL, 0);
+#endif
+  pthread_atfork(backend_acquire, backend_release, backend_release);
+}

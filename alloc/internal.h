@@ -177,7 +177,13 @@ struct islet_runtime {
   /* orphan.c: ended interpreters with live blocks, under orphan_lock */
   pthread_mutex_t orphan_lock;
   islet_interp_t orphans;
+  struct islet_runtime *fork_next; /* fork.c: every runtime, under its lock */
 };
+
+/* fork.c: a runtime's locks are taken around fork() from creation until
+ * just before its mutexes are destroyed. */
+void islet_fork_track(islet_runtime_t *rt);
+void islet_fork_untrack(islet_runtime_t *rt);
 
 /* hooks.c */
 int islet_runtime_add_hooks(islet_runtime_t *rt, const hooks_t *h, bool first);
@@ -268,6 +274,8 @@ bool islet_backend_resize(void *p, size_t old, size_t size);
  * islet_backend_moves. */
 bool islet_backend_move(void *from, size_t old, void *to, size_t size);
 extern const bool islet_backend_moves;
+/* The backend's fork() handlers, registered before islet's (fork.c). */
+void islet_backend_atfork(void);
 /* The n bytes at p (page-aligned, of a region just mapped) read as zeros,
  * without touching what the kernel can zero itself. */
 void islet_backend_clear(void *p, size_t n);

@@ -83,34 +83,48 @@ static void process(islet_runtime_t *rt, retired_t *rec) {
   }
 }
 
+/* rt->lock held, and held again on return: gives back everything queued
+ * so far, outside the lock. */
+static void run_batch(islet_runtime_t *rt) {
+  retired_t *batch = NULL; /* oldest first: the queue is newest first, quarantine a FIFO */
+  for (retired_t *r = rt->queue, *next; r; r = next) {
+    next = r->next;
+    r->next = batch;
+    batch = r;
+  }
+  rt->queue = NULL;
+  rt->reclaiming = true;
+  pthread_mutex_unlock(&rt->lock);
+  size_t bytes = 0;
+  for (retired_t *next; batch; batch = next) {
+    next = batch->next;
+    bytes += batch->bytes;
+    process(rt, batch);
+  }
+  pthread_mutex_lock(&rt->lock);
+  rt->queued_bytes -= bytes;
+  rt->reclaiming = false;
+  pthread_cond_broadcast(&rt->idle);
+}
+
 static void *reclaimer(void *arg) {
   islet_runtime_t *rt = arg;
   pthread_mutex_lock(&rt->lock);
   for (;;) {
     while (!rt->queue && !rt->stopping) pthread_cond_wait(&rt->wake, &rt->lock);
     if (!rt->queue) break;
-    retired_t *batch = NULL; /* oldest first: the queue is newest first, quarantine a FIFO */
-    for (retired_t *r = rt->queue, *next; r; r = next) {
-      next = r->next;
-      r->next = batch;
-      batch = r;
-    }
-    rt->queue = NULL;
-    rt->reclaiming = true;
-    pthread_mutex_unlock(&rt->lock);
-    size_t bytes = 0;
-    for (retired_t *next; batch; batch = next) {
-      next = batch->next;
-      bytes += batch->bytes;
-      process(rt, batch);
-    }
-    pthread_mutex_lock(&rt->lock);
-    rt->queued_bytes -= bytes;
-    rt->reclaiming = false;
-    pthread_cond_broadcast(&rt->idle);
+    run_batch(rt);
   }
   pthread_mutex_unlock(&rt->lock);
   return NULL;
+}
+
+/* rt->lock held.  Started on first use, and again in a child of fork(),
+ * which has none (fork.c). */
+static bool reclaimer_running(islet_runtime_t *rt) {
+  if (!rt->reclaimer_started && !rt->cfg.reclaim_inline)
+    rt->reclaimer_started = pthread_create(&rt->reclaimer, NULL, reclaimer, rt) == 0;
+  return rt->reclaimer_started;
 }
 
 void islet_reclaim_submit(islet_runtime_t *rt, retired_t *rec) {
@@ -119,9 +133,7 @@ void islet_reclaim_submit(islet_runtime_t *rt, retired_t *rec) {
     return;
   }
   pthread_mutex_lock(&rt->lock);
-  if (!rt->reclaimer_started && !rt->cfg.reclaim_inline)
-    rt->reclaimer_started = pthread_create(&rt->reclaimer, NULL, reclaimer, rt) == 0;
-  bool queued = rt->reclaimer_started && rt->queued_bytes < BACKLOG_MAX;
+  bool queued = reclaimer_running(rt) && rt->queued_bytes < BACKLOG_MAX;
   if (queued) {
     rec->next = rt->queue;
     rt->queue = rec;
@@ -149,6 +161,7 @@ void islet_reclaim_now(islet_interp_t *in) {
 void islet_runtime_flush(islet_runtime_t *rt) {
   islet_orphans_sweep(rt, false);
   pthread_mutex_lock(&rt->lock);
+  if (rt->queue && !reclaimer_running(rt)) run_batch(rt); /* a child of fork() with no thread */
   while (rt->queue || rt->reclaiming) pthread_cond_wait(&rt->idle, &rt->lock);
   pthread_mutex_unlock(&rt->lock);
 }
@@ -160,6 +173,9 @@ void islet_reclaim_shutdown(islet_runtime_t *rt) {
   bool started = rt->reclaimer_started;
   pthread_mutex_unlock(&rt->lock);
   if (started) pthread_join(rt->reclaimer, NULL);
+  pthread_mutex_lock(&rt->lock);
+  if (rt->queue) run_batch(rt); /* queued before a fork, in a child that never restarted it */
+  pthread_mutex_unlock(&rt->lock);
   while (rt->quarantined) {
     retired_t *rec = rt->quarantined;
     rt->quarantined = rec->next;

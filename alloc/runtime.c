@@ -36,6 +36,7 @@ islet_runtime_t *islet_runtime_new(const islet_config_t *cfg) {
   rt->orphans.rt_next = rt->orphans.rt_prev = &rt->orphans;
   islet_runtime_t *none = NULL;
   atomic_compare_exchange_strong(&islet_default_rt, &none, rt);
+  islet_fork_track(rt);
   return rt;
 }
 
@@ -55,6 +56,7 @@ void islet_runtime_destroy(islet_runtime_t *rt) {
   if (rt->heap) islet_interp_destroy(rt->heap, NULL);
   islet_orphans_sweep(rt, true);
   islet_reclaim_shutdown(rt);
+  islet_fork_untrack(rt);
   islet_runtime_t *self = rt;
   atomic_compare_exchange_strong(&islet_default_rt, &self, NULL);
   pthread_cond_destroy(&rt->wake);

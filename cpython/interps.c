@@ -40,7 +40,21 @@ static size_t nended, capended;
 _Atomic unsigned islet_py_gen;
 _Thread_local islet_py_cache_t islet_py_cache ISLET_PY_TLS;
 
+/* fork(): registered after islet's handlers (r exists), so this lock, held
+ * while islet's are taken, is taken before them. */
+static void lock_slots(void) {
+  pthread_mutex_lock(&lock);
+}
+static void unlock_slots(void) {
+  pthread_mutex_unlock(&lock);
+}
+static void watch_fork(void) {
+  pthread_atfork(lock_slots, unlock_slots, unlock_slots);
+}
+
 void islet_py_start(islet_runtime_t *r, size_t lim, islet_teardown_t teardown) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, watch_fork);
   rt = r;
   limit = lim;
   isolated_teardown = teardown == ISLET_TEARDOWN_RELEASE ? teardown : ISLET_TEARDOWN_QUARANTINE;

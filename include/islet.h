@@ -26,6 +26,13 @@
  *     free, not one that races it.
  *   - Runtime and interpreter creation and destruction may come from any
  *     thread; islet_runtime_destroy must not race with them or with frees.
+ *   - fork(): islet holds its locks across it (pthread_atfork), and lets its
+ *     runtime thread finish the heap it is giving back, so the child may
+ *     create, use and destroy interpreters, and flush; it starts a runtime
+ *     thread of its own when it needs one.  An interpreter that another
+ *     thread was allocating from at the fork is copied as it was: the child
+ *     may free its blocks and destroy it (CPython's child deletes such
+ *     interpreters), but should not allocate from it.
  */
 #ifndef ISLET_H
 #define ISLET_H

@@ -125,9 +125,6 @@ Test(teardown, quarantine_keeps_the_range_inaccessible_until_the_runtime_ends) {
   expect_one_event(ISLET_EDESTROYED, (void *)p, id);
 }
 
-/* Inline reclaim: destroy has done the work when it returns, and no thread
- * is started.  The default (background) runtime is the control: its destroy
- * starts one. */
 /* Is p in a mapping with no access (quarantine's mprotect, or a range the
  * system backend holds for reuse)? */
 static int protected_none(const void *p) {
@@ -206,6 +203,9 @@ static void destroy_one(volatile char **p) {
   islet_interp_destroy(a, NULL);
 }
 
+/* Inline reclaim: destroy has done the work when it returns, and no thread
+ * is started.  The default (background) runtime is the control: its destroy
+ * starts one. */
 Test(teardown, reclaim_inline_is_done_when_destroy_returns) {
   int before = nthreads();
   capture_config((islet_config_t){.teardown = ISLET_TEARDOWN_QUARANTINE, .reclaim_inline = 1});

@@ -1,0 +1,91 @@
+/* fork(): a child of a process that uses islet on several threads can use
+ * islet itself: no lock is left held and the runtime thread that gives
+ * destroyed heaps back is there again when the child needs it. */
+#include "common.h"
+#include <pthread.h>
+#include <stdint.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+TestSuite(fork, .init = setup_default, .fini = teardown_runtime);
+
+/* The child's life, by exit status: 0 when it allocated, destroyed a heap
+ * and got its memory back; 1 when that memory is still resident; killed by
+ * SIGALRM when it hung.  No Criterion assertion runs in the child. */
+static void child_life(void) {
+  alarm(10);
+  islet_interp_t *in = islet_interp_new(rt);
+  for (int k = 0; k < 200; k++) islet_free(in, islet_malloc(in, k % 2 ? 64 : 300000));
+  size_t size = (size_t)1 << 20;
+  char *big = islet_malloc(in, size);
+  memset(big, 1, size);
+  islet_interp_destroy(in, NULL);
+  islet_runtime_flush(rt); /* waits for the runtime thread: the child's own */
+  unsigned char vec = 1;
+  void *page = (void *)((uintptr_t)(big + size / 2) & ~(uintptr_t)4095);
+  _exit(mincore(page, 4096, &vec) == 0 && !(vec & 1) ? 0 : 1);
+}
+
+/* Forks n children and says how each ended: hung, failed, or fine. */
+static void fork_children(int n) {
+  int hung = 0, failed = 0;
+  for (int i = 0; i < n; i++) {
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) child_life();
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM)
+      hung++;
+    else if (!WIFEXITED(st) || WEXITSTATUS(st))
+      failed++;
+  }
+  cr_assert_eq(hung, 0, "%d of %d children hung in islet", hung, n);
+  cr_assert_eq(failed, 0, "%d of %d children kept a destroyed heap resident", failed, n);
+}
+
+Test(fork, a_child_restarts_the_runtime_thread) {
+  islet_interp_destroy(islet_interp_new(rt), NULL); /* the parent's runtime thread runs */
+  islet_runtime_flush(rt);
+  fork_children(3);
+}
+
+static atomic_bool stop;
+
+/* Heaps that end as orphans, each with one live block, the oldest freed as
+ * a new one comes: the orphan lock is held for much of the time (every
+ * destroy and every free of an orphan's block tidies under it). */
+static void *cycle(void *arg) {
+  (void)arg;
+  enum { KEEP = 32 };
+  void *kept[KEEP] = {0};
+  for (unsigned n = 0; !atomic_load(&stop); n++) {
+    islet_interp_t *in = islet_interp_new(rt);
+    islet_interp_set_teardown(in, ISLET_TEARDOWN_ORPHAN);
+    void *p[16];
+    for (int i = 0; i < 16; i++) p[i] = islet_malloc(in, i % 2 ? 100 : 300000);
+    for (int i = 1; i < 16; i++) islet_free(in, p[i]);
+    islet_free_any(kept[n % KEEP]);
+    kept[n % KEEP] = p[0];
+    islet_interp_destroy(in, NULL);
+  }
+  for (int i = 0; i < KEEP; i++) islet_free_any(kept[i]);
+  return NULL;
+}
+
+/* The other thread is anywhere in islet when fork() copies this one:
+ * creating, allocating, destroying, tidying orphans, or the runtime
+ * thread giving memory back. */
+Test(fork, fork_while_another_thread_creates_and_destroys_heaps) {
+  pthread_t t;
+  atomic_store(&stop, false);
+  cr_assert_eq(pthread_create(&t, NULL, cycle, NULL), 0);
+  fork_children(100);
+  atomic_store(&stop, true);
+  pthread_join(t, NULL);
+  expect_no_event();
+}
