@@ -7,9 +7,10 @@
  * 199 of 200 children of a process that was creating and destroying
  * interpreters on a second thread hung).  As glibc's malloc and jemalloc do,
  * islet takes every lock of its own before fork and releases them after it,
- * in both processes; the runtime thread is first let finish the batch it is
- * on, so no retired heap is half given back in the child, which starts a
- * runtime thread of its own when it next needs one.
+ * in both processes.  First it waits for any heap being given back (by the
+ * runtime thread, or inline) to be done, so none is half given back in the
+ * child; what is still queued stays queued, for the runtime thread the
+ * child starts when it next needs one.
  *
  * Lock order, outermost first: the list of runtimes; per runtime the orphan
  * and runtime-heap locks (each may be held while the runtime lock is taken),

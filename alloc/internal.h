@@ -164,8 +164,9 @@ struct islet_runtime {
   /* reclaim.c, under lock */
   pthread_cond_t wake, idle;
   pthread_t reclaimer;
-  bool reclaimer_started, stopping, reclaiming;
-  retired_t *queue, *quarantined, *quarantined_last; /* oldest first */
+  bool reclaimer_started, stopping;
+  unsigned reclaiming; /* heaps being given back now, on any thread */
+  retired_t *queue, *queue_last, *quarantined, *quarantined_last; /* oldest first */
   size_t queued_bytes, quarantined_bytes;
   /* hooks.c: lifecycle hooks (under lock) and the runtime-owned heap */
   hooks_t hooks[MAX_HOOKS];
@@ -177,7 +178,7 @@ struct islet_runtime {
   /* orphan.c: ended interpreters with live blocks, under orphan_lock */
   pthread_mutex_t orphan_lock;
   islet_interp_t orphans;
-  struct islet_runtime *fork_next; /* fork.c: every runtime, under its lock */
+  struct islet_runtime *fork_next; /* fork.c: every runtime, under runtimes_lock */
 };
 
 /* fork.c: a runtime's locks are taken around fork() from creation until

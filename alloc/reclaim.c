@@ -83,28 +83,26 @@ static void process(islet_runtime_t *rt, retired_t *rec) {
   }
 }
 
-/* rt->lock held, and held again on return: gives back everything queued
- * so far, outside the lock. */
-static void run_batch(islet_runtime_t *rt) {
-  retired_t *batch = NULL; /* oldest first: the queue is newest first, quarantine a FIFO */
-  for (retired_t *r = rt->queue, *next; r; r = next) {
-    next = r->next;
-    r->next = batch;
-    batch = r;
-  }
-  rt->queue = NULL;
-  rt->reclaiming = true;
+/* rt->lock held, and held again on return.  Counted, so that flush and
+ * fork() (fork.c) can wait until no heap is half given back. */
+static void process_counted(islet_runtime_t *rt, retired_t *rec) {
+  rt->reclaiming++;
   pthread_mutex_unlock(&rt->lock);
-  size_t bytes = 0;
-  for (retired_t *next; batch; batch = next) {
-    next = batch->next;
-    bytes += batch->bytes;
-    process(rt, batch);
-  }
+  process(rt, rec);
   pthread_mutex_lock(&rt->lock);
-  rt->queued_bytes -= bytes;
-  rt->reclaiming = false;
+  rt->reclaiming--;
   pthread_cond_broadcast(&rt->idle);
+}
+
+/* rt->lock held: the queue, oldest first (quarantine is a FIFO), one heap
+ * at a time, so a fork waits for one heap, never for the backlog. */
+static void drain(islet_runtime_t *rt) {
+  for (retired_t *rec; (rec = rt->queue);) {
+    rt->queue = rec->next;
+    if (!rt->queue) rt->queue_last = NULL;
+    process_counted(rt, rec);
+    rt->queued_bytes -= rec->bytes;
+  }
 }
 
 static void *reclaimer(void *arg) {
@@ -113,7 +111,7 @@ static void *reclaimer(void *arg) {
   for (;;) {
     while (!rt->queue && !rt->stopping) pthread_cond_wait(&rt->wake, &rt->lock);
     if (!rt->queue) break;
-    run_batch(rt);
+    drain(rt);
   }
   pthread_mutex_unlock(&rt->lock);
   return NULL;
@@ -127,21 +125,20 @@ static bool reclaimer_running(islet_runtime_t *rt) {
   return rt->reclaimer_started;
 }
 
+/* A partial record (an orphan's empty segments) is done now: the orphan's
+ * arena must not be released before it. */
 void islet_reclaim_submit(islet_runtime_t *rt, retired_t *rec) {
-  if (rec->partial) { /* done now: the orphan's arena must not be released before */
-    process(rt, rec);
-    return;
-  }
   pthread_mutex_lock(&rt->lock);
-  bool queued = reclaimer_running(rt) && rt->queued_bytes < BACKLOG_MAX;
-  if (queued) {
-    rec->next = rt->queue;
-    rt->queue = rec;
+  if (!rec->partial && reclaimer_running(rt) && rt->queued_bytes < BACKLOG_MAX) {
+    rec->next = NULL;
+    *(rt->queue ? &rt->queue_last->next : &rt->queue) = rec;
+    rt->queue_last = rec;
     rt->queued_bytes += rec->bytes;
     pthread_cond_signal(&rt->wake);
+  } else {
+    process_counted(rt, rec);
   }
   pthread_mutex_unlock(&rt->lock);
-  if (!queued) process(rt, rec);
 }
 
 /* No memory to list the regions: release them here, walking the lists. */
@@ -161,7 +158,7 @@ void islet_reclaim_now(islet_interp_t *in) {
 void islet_runtime_flush(islet_runtime_t *rt) {
   islet_orphans_sweep(rt, false);
   pthread_mutex_lock(&rt->lock);
-  if (rt->queue && !reclaimer_running(rt)) run_batch(rt); /* a child of fork() with no thread */
+  if (!reclaimer_running(rt)) drain(rt); /* a child of fork() that could not start one */
   while (rt->queue || rt->reclaiming) pthread_cond_wait(&rt->idle, &rt->lock);
   pthread_mutex_unlock(&rt->lock);
 }
@@ -174,7 +171,7 @@ void islet_reclaim_shutdown(islet_runtime_t *rt) {
   pthread_mutex_unlock(&rt->lock);
   if (started) pthread_join(rt->reclaimer, NULL);
   pthread_mutex_lock(&rt->lock);
-  if (rt->queue) run_batch(rt); /* queued before a fork, in a child that never restarted it */
+  drain(rt); /* queued before a fork, in a child that never started a thread */
   pthread_mutex_unlock(&rt->lock);
   while (rt->quarantined) {
     retired_t *rec = rt->quarantined;

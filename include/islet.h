@@ -26,8 +26,8 @@
  *     free, not one that races it.
  *   - Runtime and interpreter creation and destruction may come from any
  *     thread; islet_runtime_destroy must not race with them or with frees.
- *   - fork(): islet holds its locks across it (pthread_atfork), and lets its
- *     runtime thread finish the heap it is giving back, so the child may
+ *   - fork(): islet holds its locks across it (pthread_atfork), and waits
+ *     for a heap being given back to be done, so the child may
  *     create, use and destroy interpreters, and flush; it starts a runtime
  *     thread of its own when it needs one.  An interpreter that another
  *     thread was allocating from at the fork is copied as it was: the child
@@ -124,7 +124,8 @@ typedef struct {
    * so destroy takes time per arena, not per resident page. */
   int reclaim_inline;
   /* Called for every reported event instead of printing it to stderr.
-   * It may run on any thread. */
+   * It may run on any thread, with islet's locks held: it must not call
+   * islet or fork(). */
   islet_event_fn on_event;
   void *event_ctx;
 } islet_config_t;
