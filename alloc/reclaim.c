@@ -100,8 +100,9 @@ static void drain(islet_runtime_t *rt) {
   for (retired_t *rec; (rec = rt->queue);) {
     rt->queue = rec->next;
     if (!rt->queue) rt->queue_last = NULL;
+    size_t bytes = rec->bytes; /* a released record is freed */
     process_counted(rt, rec);
-    rt->queued_bytes -= rec->bytes;
+    rt->queued_bytes -= bytes;
   }
 }
 
