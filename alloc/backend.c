@@ -348,9 +348,9 @@ bool islet_backend_move(void *from, size_t old, void *to, size_t size) {
 #endif
 
 /* Registered before islet's own handlers, so these run inside them.
- * jemalloc registers its handlers as it starts, and must have started
- * before, so that its run inside these.  libislet's own malloc is this
- * jemalloc, so it has by now; the call makes sure of it. */
+ * jemalloc registers its own as it starts; started before these are, its
+ * handlers run inside these.  libislet's own malloc is this jemalloc, so it
+ * has started by now; the call makes sure of it. */
 void islet_backend_atfork(void) {
 #ifdef ISLET_BACKEND_JEMALLOC
   const char *version;

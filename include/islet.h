@@ -27,9 +27,9 @@
  *   - Runtime and interpreter creation and destruction may come from any
  *     thread; islet_runtime_destroy must not race with them or with frees.
  *   - fork(): islet holds its locks across it (pthread_atfork), and waits
- *     for a heap being given back to be done, so the child may
- *     create, use and destroy interpreters, and flush; it starts a runtime
- *     thread of its own when it needs one.  An interpreter that another
+ *     for a heap being given back to be done, so the child may create, use
+ *     and destroy interpreters, and flush; it starts a runtime thread of
+ *     its own when it needs one.  An interpreter that another
  *     thread was allocating from at the fork is copied as it was: the child
  *     may free its blocks and destroy it (CPython's child deletes such
  *     interpreters), but should not allocate from it.
