@@ -47,7 +47,7 @@ static void fork_children(int n, bool end_runtime) {
       failed++;
   }
   cr_assert_eq(hung, 0, "%d of %d children hung in islet", hung, n);
-  cr_assert_eq(failed, 0, "%d of %d children kept a destroyed heap resident", failed, n);
+  cr_assert_eq(failed, 0, "%d of %d children crashed or kept a destroyed heap resident", failed, n);
 }
 
 Test(fork, a_child_restarts_the_runtime_thread) {
