@@ -196,6 +196,10 @@ void *islet_runtime_malloc(islet_runtime_t *rt, size_t size);
 bool islet_is_runtime_heap(const islet_interp_t *in);
 islet_interp_t *islet_interp_create(islet_runtime_t *rt); /* not listed, no hooks */
 
+/* immortal/object.c: the calling thread no longer holds in, if it did
+ * (islet_interp_enter); destroy calls it before in's memory goes. */
+void islet_interp_leave(islet_interp_t *in);
+
 /* immortal/immortal.c: islet_immortalize with a finalizer run by the final
  * sweep instead of the type's (singletons' destructors). */
 struct islet_object;

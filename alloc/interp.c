@@ -167,6 +167,7 @@ void islet_interp_destroy(islet_interp_t *in, islet_leak_report_t *report) {
   in->rt_next->rt_prev = in->rt_prev;
   pthread_mutex_unlock(&rt->lock);
   r->orphaned = orphan;
+  islet_interp_leave(in);
   if (orphan)
     islet_orphan_adopt(in);
   else

@@ -19,6 +19,9 @@ void islet_interp_enter(islet_interp_t *in) {
 islet_interp_t *islet_current(void) {
   return current;
 }
+void islet_interp_leave(islet_interp_t *in) {
+  if (current == in) current = NULL;
+}
 int islet_immortal_abi(void) {
   return ISLET_IMMORTAL_ABI;
 }

@@ -61,6 +61,20 @@ Test(immortal, mortal_objects_count_and_die_at_zero) {
   expect_no_event();
 }
 
+/* The destroyed interpreter's memory is gone: a later dealloc on this
+ * thread must not use it as the freeing interpreter. */
+Test(immortal, destroying_the_held_interpreter_leaves_none_held) {
+  islet_interp_t *a = islet_interp_new(rt), *b = islet_interp_new(rt);
+  islet_interp_enter(a);
+  islet_interp_destroy(a, NULL);
+  cr_assert_null(islet_current(), "the thread still holds a destroyed interpreter");
+  islet_object_t *ob = islet_object_new(b, &counted, 64);
+  islet_decref(ob); /* freed by no interpreter: handed back to b */
+  islet_interp_collect(b);
+  cr_assert_eq(live_blocks(b), 0);
+  expect_no_event();
+}
+
 Test(immortal, immortalized_objects_are_not_counted_or_freed) {
   islet_interp_t *in = islet_interp_new(rt);
   islet_object_t *ob = islet_object_new(in, &counted, 32);
