@@ -208,6 +208,9 @@ int islet_immortalize_fin(struct islet_object *ob, void (*fin)(struct islet_obje
 
 /* reclaim.c */
 void islet_reclaim_submit(islet_runtime_t *rt, retired_t *rec);
+/* islet_backend_map for in, waiting for destroyed heaps to be given back
+ * when it finds nothing.  No lock the runtime thread takes may be held. */
+void *islet_region_map(islet_interp_t *in, size_t size);
 void islet_reclaim_now(islet_interp_t *in);
 /* interp.c: tombstones and lists the regions of in, all of them or only the
  * segments with no page in use (which leave the heap); NULL without memory */

@@ -24,7 +24,7 @@ size_t islet_large_usable(size_t size, size_t align) {
 large_t *islet_large_alloc(islet_interp_t *in, size_t size, size_t align) {
   size_t hdr = header_size(align);
   size_t mapped = hdr + islet_large_usable(size, align);
-  large_t *lg = islet_backend_map(in->arena, mapped);
+  large_t *lg = islet_region_map(in, mapped);
   if (!lg) {
     islet_set_error(ISLET_ENOMEM);
     return NULL;

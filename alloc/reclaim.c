@@ -156,12 +156,28 @@ void islet_reclaim_now(islet_interp_t *in) {
   islet_backend_arena_release(in->arena);
 }
 
-void islet_runtime_flush(islet_runtime_t *rt) {
-  islet_orphans_sweep(rt, false);
+/* Until every destroyed heap is given back; true if any was on its way. */
+static bool reclaim_wait(islet_runtime_t *rt) {
   pthread_mutex_lock(&rt->lock);
-  if (!reclaimer_running(rt)) drain(rt); /* a child of fork() that could not start one */
+  bool any = rt->queue || rt->reclaiming;
+  if (rt->queue && !reclaimer_running(rt)) drain(rt); /* a child of fork() that cannot start one */
   while (rt->queue || rt->reclaiming) pthread_cond_wait(&rt->idle, &rt->lock);
   pthread_mutex_unlock(&rt->lock);
+  return any;
+}
+
+void islet_runtime_flush(islet_runtime_t *rt) {
+  islet_orphans_sweep(rt, false);
+  reclaim_wait(rt);
+}
+
+/* Out of address space or memory (RLIMIT_AS, strict overcommit), what
+ * destroyed heaps held may still be on its way back: the region is tried
+ * again once it is. */
+void *islet_region_map(islet_interp_t *in, size_t size) {
+  void *p = islet_backend_map(in->arena, size);
+  if (!p && reclaim_wait(in->rt)) p = islet_backend_map(in->arena, size);
+  return p;
 }
 
 void islet_reclaim_shutdown(islet_runtime_t *rt) {

@@ -9,7 +9,7 @@
 #include <sys/mman.h>
 
 static segment_t *segment_new(islet_interp_t *in) {
-  segment_t *seg = islet_backend_map(in->arena, SEG_SIZE);
+  segment_t *seg = islet_region_map(in, SEG_SIZE);
   if (!seg) return NULL;
   /* A zero descriptor (magic 0) makes any pointer into its page interior,
    * and zero bitmaps need no clearing when a page is first used, so only

@@ -4,6 +4,8 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 TestSuite(teardown, .fini = teardown_runtime);
@@ -324,4 +326,46 @@ Test(teardown, release_lives_leave_nothing_resident) {
 
 Test(teardown, orphan_lives_leave_nothing_resident) {
   lives_leave_nothing(ISLET_TEARDOWN_ORPHAN);
+}
+
+static size_t vm_bytes(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  unsigned long pages = 0;
+  cr_assert(f && fscanf(f, "%lu", &pages) == 1);
+  fclose(f);
+  return pages * 4096;
+}
+
+/* Out of address space, a destroyed heap's is on its way back (the runtime
+ * thread gives it back): an allocation waits for it rather than failing.
+ * In a child (Criterion's own machinery needs room), which says by its exit
+ * status: 0 fine, 1 too little room to start, 2 no memory for a new heap. */
+static int short_of_address_space(void) {
+  islet_interp_t *in = islet_interp_new(rt);
+  struct rlimit lim = {vm_bytes() + ((size_t)300 << 20), RLIM_INFINITY};
+  if (setrlimit(RLIMIT_AS, &lim)) return 1;
+  size_t n = 0;
+  while (islet_malloc(in, (size_t)1 << 20)) n++;
+  if (n < 10 || islet_last_error() != ISLET_ENOMEM) return 1;
+  islet_interp_destroy(in, NULL); /* its blocks and all: the runtime thread's work */
+  for (int i = 0; i < 5; i++) {
+    islet_interp_t *next = islet_interp_new(rt);
+    void *p = islet_malloc(next, (size_t)1 << 20);
+    islet_interp_destroy(next, NULL);
+    if (!p) return 2;
+  }
+  return 0;
+}
+
+Test(teardown, an_allocation_waits_for_memory_on_its_way_back) {
+  if (UNDER_ASAN) cr_skip_test("ASan's shadow does not fit under RLIMIT_AS");
+  if (strcmp(islet_backend(), "system")) cr_skip_test("jemalloc decides what it reuses");
+  setup_default();
+  pid_t pid = fork();
+  if (pid == 0) _exit(short_of_address_space());
+  int st;
+  cr_assert_eq(waitpid(pid, &st, 0), pid);
+  cr_assert(WIFEXITED(st), "the child crashed: signal %d", WTERMSIG(st));
+  cr_assert_neq(WEXITSTATUS(st), 1, "the child could not fill its address space");
+  cr_assert_eq(WEXITSTATUS(st), 0, "no memory while a destroyed heap's was on its way back");
 }
