@@ -26,6 +26,8 @@
  *     free, not one that races it.
  *   - Runtime and interpreter creation and destruction may come from any
  *     thread; islet_runtime_destroy must not race with them or with frees.
+ *   - Nothing in islet is async-signal-safe: a signal handler must not
+ *     allocate or free with it.
  *   - fork(): islet holds its locks across it (pthread_atfork), and waits
  *     for a heap being given back to be done, so the child may create, use
  *     and destroy interpreters, and flush; it starts a runtime thread of
@@ -200,7 +202,12 @@ ISLET_API void *islet_realloc(islet_interp_t *in, void *p, size_t size);
 ISLET_API void *islet_aligned_alloc(islet_interp_t *in, size_t align, size_t size);
 ISLET_API void islet_free(islet_interp_t *in, void *p); /* in NULL: islet_free_any */
 
-/* No interpreter needed. */
+/* No interpreter needed.  A bad pointer given to islet_free_any is
+ * reported to its owner's runtime when that interpreter lives, and
+ * otherwise (foreign, or its interpreter destroyed) to the default runtime
+ * (the first one made; after it ends, the next one made; with none, to
+ * stderr).  With several runtimes the report may name another runtime's
+ * interpreter id: ids count per runtime. */
 ISLET_API void islet_free_any(void *p);
 ISLET_API size_t islet_usable_size(const void *p);    /* 0 for anything not an islet block */
 ISLET_API islet_interp_t *islet_owner(const void *p); /* NULL: foreign, interior, freed owner */
