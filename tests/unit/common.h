@@ -23,6 +23,15 @@ void teardown_runtime(void);
  * this error, pointer and owner, and clears the list. */
 void expect_one_event(islet_error_t e, const void *p, unsigned owner);
 void expect_no_event(void);
+#ifndef __has_feature
+#define __has_feature(x) 0
+#endif
+#if defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#else
+#define UNDER_ASAN 0
+#endif
+
 /* The interpreter's live blocks, from its stats. */
 size_t live_blocks(islet_interp_t *in);
 

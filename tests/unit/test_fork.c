@@ -32,28 +32,37 @@ static void child_life(bool end_runtime) {
   _exit(kept);
 }
 
-/* Forks n children and says how each ended: hung, failed, or fine. */
-static void fork_children(int n, bool end_runtime) {
-  int hung = 0, failed = 0;
+/* Forks n children; how each ended: hung, failed, or fine.  No assertion
+ * here: a caller with a thread running stops it first. */
+typedef struct {
+  int hung, failed;
+} ends_t;
+static ends_t fork_children(int n, bool end_runtime) {
+  ends_t e = {0, 0};
   for (int i = 0; i < n; i++) {
     pid_t pid = fork();
-    cr_assert_geq(pid, 0);
     if (pid == 0) child_life(end_runtime);
     int st;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM)
-      hung++;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid)
+      e.failed++;
+    else if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM)
+      e.hung++;
     else if (!WIFEXITED(st) || WEXITSTATUS(st))
-      failed++;
+      e.failed++;
   }
-  cr_assert_eq(hung, 0, "%d of %d children hung in islet", hung, n);
-  cr_assert_eq(failed, 0, "%d of %d children crashed or kept a destroyed heap resident", failed, n);
+  return e;
+}
+
+static void expect_fine(ends_t e, int n) {
+  cr_assert_eq(e.hung, 0, "%d of %d children hung in islet", e.hung, n);
+  cr_assert_eq(e.failed, 0, "%d of %d children crashed or kept a destroyed heap resident", e.failed,
+               n);
 }
 
 Test(fork, a_child_restarts_the_runtime_thread) {
   islet_interp_destroy(islet_interp_new(rt), NULL); /* the parent's runtime thread runs */
   islet_runtime_flush(rt);                          /* it waits for more, on a condition variable */
-  fork_children(3, true);
+  expect_fine(fork_children(3, true), 3);
 }
 
 static atomic_bool stop;
@@ -83,11 +92,16 @@ static void *cycle(void *arg) {
  * creating, allocating, destroying, tidying orphans, or the runtime
  * thread giving memory back. */
 Test(fork, fork_while_another_thread_creates_and_destroys_heaps) {
+  /* clang 14's ASan does not hold its own allocator's locks across fork:
+   * a child's thread then waits in ASan's malloc for a lock the other
+   * thread held (seen in 5 of 15 runs, in SizeClassAllocator64). */
+  if (UNDER_ASAN) cr_skip_test("ASan's allocator is not fork-safe with threads running");
   pthread_t t;
   atomic_store(&stop, false);
   cr_assert_eq(pthread_create(&t, NULL, cycle, NULL), 0);
-  fork_children(100, false); /* the other thread's heap may be mid-change */
+  ends_t e = fork_children(100, false); /* the other thread's heap may be mid-change */
   atomic_store(&stop, true);
   pthread_join(t, NULL);
+  expect_fine(e, 100);
   expect_no_event();
 }

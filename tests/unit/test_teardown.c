@@ -298,15 +298,6 @@ static void one_life(islet_interp_t *other) {
   for (int k = 0; other && k <= N; k++) islet_free(other, p[k]);
 }
 
-#ifndef __has_feature
-#define __has_feature(x) 0
-#endif
-#if defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer)
-#define UNDER_ASAN 1 /* its quarantine keeps the runtime's own frees resident */
-#else
-#define UNDER_ASAN 0
-#endif
-
 /* An embedder ends interpreters by the thousand (CPython sub-interpreters):
  * nothing of an ended one may stay, whatever the backend keeps per arena. */
 static void lives_leave_nothing(islet_teardown_t teardown) {
