@@ -277,12 +277,18 @@ Test(teardown, many_create_destroy_cycles) {
   }
 }
 
-static long rss_kib(void) {
-  long pages = 0, resident = 0;
+/* The process's virtual size (field 0) or resident size (field 1), in
+ * bytes, from /proc/self/statm. */
+static size_t statm_bytes(int field) {
+  long pages[2] = {0, 0};
   FILE *f = fopen("/proc/self/statm", "r");
-  cr_assert(f && fscanf(f, "%ld %ld", &pages, &resident) == 2);
+  cr_assert(f && fscanf(f, "%ld %ld", &pages[0], &pages[1]) == 2);
   fclose(f);
-  return resident * (sysconf(_SC_PAGESIZE) / 1024);
+  return (size_t)pages[field] * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static long rss_kib(void) {
+  return (long)(statm_bytes(1) / 1024);
 }
 
 /* One interpreter's life: small blocks over many pages and a large block,
@@ -319,21 +325,13 @@ Test(teardown, orphan_lives_leave_nothing_resident) {
   lives_leave_nothing(ISLET_TEARDOWN_ORPHAN);
 }
 
-static size_t vm_bytes(void) {
-  FILE *f = fopen("/proc/self/statm", "r");
-  unsigned long pages = 0;
-  cr_assert(f && fscanf(f, "%lu", &pages) == 1);
-  fclose(f);
-  return pages * 4096;
-}
-
 /* Out of address space, a destroyed heap's is on its way back (the runtime
  * thread gives it back): an allocation waits for it rather than failing.
  * In a child (Criterion's own machinery needs room), which says by its exit
  * status: 0 fine, 1 too little room to start, 2 no memory for a new heap. */
 static int short_of_address_space(void) {
   islet_interp_t *in = islet_interp_new(rt);
-  struct rlimit lim = {vm_bytes() + ((size_t)300 << 20), RLIM_INFINITY};
+  struct rlimit lim = {statm_bytes(0) + ((size_t)300 << 20), RLIM_INFINITY};
   if (setrlimit(RLIMIT_AS, &lim)) return 1;
   size_t n = 0;
   while (islet_malloc(in, (size_t)1 << 20)) n++;
