@@ -173,7 +173,7 @@ static inline __attribute__((always_inline)) void free_small_local(islet_interp_
                                                                    islet_interp_t *caller) {
   unsigned w = (unsigned)idx >> 6;
   uint64_t m = (uint64_t)1 << (idx & 63);
-  _Atomic uint64_t *lw = &pg->live[w];
+  _Atomic uint64_t *lw = &page_live(pg)[w];
   uint64_t bits = atomic_load_explicit(lw, memory_order_relaxed);
   if (UNLIKELY(!(bits & m) || remote_pending(seg, pg, w, m))) {
     islet_report(in->rt, caller, ISLET_EDOUBLE_FREE, p, in->id);
@@ -263,7 +263,7 @@ static inline __attribute__((always_inline)) bool free_fast(islet_interp_t *in, 
     page_t *pg = page_of(p);
     long idx = page_slot(pg, p);
     if (LIKELY(idx >= 0)) {
-      _Atomic uint64_t *lw = &pg->live[idx >> 6];
+      _Atomic uint64_t *lw = &seg->live[page_index(p)][idx >> 6];
       uint64_t m = (uint64_t)1 << (idx & 63);
       uint64_t bits = atomic_load_explicit(lw, memory_order_relaxed);
       uint64_t pending = atomic_load_explicit(&seg->pending, memory_order_relaxed);
@@ -320,7 +320,7 @@ size_t islet_usable_size(const void *p) {
   seghdr_t *h = islet_block_of(p, &pg, &idx);
   if (!h) return 0;
   if (h->kind == KIND_LARGE) return san_usable(p, ((large_t *)h)->size);
-  if (!(atomic_load_explicit(&pg->live[idx >> 6], memory_order_relaxed) &
+  if (!(atomic_load_explicit(&page_live(pg)[idx >> 6], memory_order_relaxed) &
         ((uint64_t)1 << (idx & 63))))
     return 0;
   return san_usable(p, pg->bsize - h->owner->redzone);

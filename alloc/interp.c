@@ -91,7 +91,7 @@ static void leak_report(islet_interp_t *in, islet_leak_report_t *r, bool freeing
       r->bytes += (size_t)pg->used * pg->bsize;
       if (r->naddrs == ISLET_LEAK_ADDRS && !vg_on()) continue;
       for (unsigned w = 0; w < pg->nwords; w++) {
-        uint64_t bits = atomic_load_explicit(&pg->live[w], memory_order_relaxed);
+        uint64_t bits = atomic_load_explicit(&page_live(pg)[w], memory_order_relaxed);
         for (; bits; bits &= bits - 1) {
           char *p = page_block(pg, (size_t)w * 64 + (unsigned)__builtin_ctzll(bits));
           note_leak(r, p);

@@ -27,7 +27,7 @@ void islet_remote_free_small(islet_interp_t *caller, segment_t *seg, page_t *pg,
   uint64_t m = (uint64_t)1 << (idx & 63);
   islet_interp_t *owner = seg->h.owner;
   char *p = page_block(pg, (size_t)idx);
-  bool live = atomic_load_explicit(&pg->live[w], memory_order_relaxed) & m;
+  bool live = atomic_load_explicit(&page_live(pg)[w], memory_order_relaxed) & m;
   if (live) { /* annotate before the hand-off: the owner may reuse it at once */
     vg_free(p);
     san_poison(p, pg->bsize);
@@ -46,12 +46,12 @@ static void collect_page(islet_interp_t *in, page_t *pg) {
   for (unsigned w = 0; w < pg->nwords; w++) {
     if (!atomic_load(&page_remote(pg)[w])) continue; /* seq_cst, as the exchange: see above */
     uint64_t r = atomic_exchange(&page_remote(pg)[w], 0);
-    uint64_t bits = atomic_load_explicit(&pg->live[w], memory_order_relaxed);
+    uint64_t bits = atomic_load_explicit(&page_live(pg)[w], memory_order_relaxed);
     for (uint64_t bad = r & ~bits; bad; bad &= bad - 1) /* freed here meanwhile */
       islet_report(in->rt, NULL, ISLET_EDOUBLE_FREE,
                    page_block(pg, (size_t)w * 64 + (unsigned)__builtin_ctzll(bad)), in->id);
     r &= bits;
-    atomic_store_explicit(&pg->live[w], bits & ~r, memory_order_relaxed);
+    atomic_store_explicit(&page_live(pg)[w], bits & ~r, memory_order_relaxed);
     n += (size_t)__builtin_popcountll(r); /* on the free list at its next refill */
   }
   pg->used = (uint16_t)(pg->used - n);

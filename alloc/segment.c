@@ -60,7 +60,7 @@ static void page_init(segment_t *seg, page_t *pg, unsigned cls, bool reused) {
   pg->state = PG_AVAIL;
   pg->next = pg->prev = NULL;
   if (reused) {
-    bits_clear(pg->live);
+    bits_clear(page_live(pg));
     bits_clear(page_remote(pg));
   }
   san_poison(page_block(pg, 0), PAGE_SIZE);

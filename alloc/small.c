@@ -71,8 +71,8 @@ static bool page_refill(page_t *pg) {
   if (pg->used == pg->nblocks) return false;
   unsigned w = pg->scan;
   uint64_t room;
-  while (
-      !(room = ~atomic_load_explicit(&pg->live[w], memory_order_relaxed) & page_blocks_in(pg, w)))
+  while (!(room = ~atomic_load_explicit(&page_live(pg)[w], memory_order_relaxed) &
+                  page_blocks_in(pg, w)))
     w = w + 1 == pg->nwords ? 0 : w + 1;
   uint64_t rest = room;
   for (unsigned k = refill_blocks(pg); rest && k; k--) rest &= rest - 1; /* all but the lowest k */
