@@ -263,7 +263,7 @@ static inline __attribute__((always_inline)) bool free_fast(islet_interp_t *in, 
     page_t *pg = page_of(p);
     long idx = page_slot(pg, p);
     if (LIKELY(idx >= 0)) {
-      _Atomic uint64_t *lw = &seg->live[page_index(p)][idx >> 6];
+      _Atomic uint64_t *lw = block_live_word(p, idx);
       uint64_t m = (uint64_t)1 << (idx & 63);
       uint64_t bits = atomic_load_explicit(lw, memory_order_relaxed);
       uint64_t pending = atomic_load_explicit(&seg->pending, memory_order_relaxed);

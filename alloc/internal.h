@@ -319,6 +319,14 @@ static inline _Atomic uint64_t *page_remote(page_t *pg) {
   return page_bits(pg, offsetof(segment_t, remote));
 }
 
+/* The live word of block idx of p's page, from p: its row is p's page
+ * index times PAGE_WORDS, the same mask and shift as page_of's. */
+static inline _Atomic uint64_t *block_live_word(const void *p, long idx) {
+  uintptr_t a = (uintptr_t)p;
+  _Atomic uint64_t *live = ((segment_t *)(a & ~(SEG_SIZE - 1)))->live[0];
+  return live + ((a >> (PAGE_SHIFT - 6)) & ((uintptr_t)(SEG_PAGES - 1) << 6)) + (idx >> 6);
+}
+
 static inline char *page_block(const page_t *pg, size_t i) {
   return (char *)((uintptr_t)pg & ~(SEG_SIZE - 1)) + pg->off + i * pg->bsize;
 }
