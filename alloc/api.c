@@ -71,17 +71,23 @@ static inline void *small_done(islet_interp_t *in, void *p, size_t bs, size_t si
   return p;
 }
 
+/* The class's current page had no block for us, or the limit is in the
+ * way: the fast path comes here with the class it found. */
+static NOINLINE void *small_alloc_slow(islet_interp_t *in, unsigned cls, size_t size) {
+  size_t bs = islet_class_sizes[cls];
+  if (in->bytes + bs > in->limit && over_limit(in, bs)) return NULL;
+  void *p = islet_small_alloc_slow(in, cls);
+  if (!p) {
+    islet_set_error(ISLET_ENOMEM);
+    return NULL;
+  }
+  return small_done(in, p, bs, size, true);
+}
+
 static inline void *small_alloc(islet_interp_t *in, unsigned cls, size_t size) {
   size_t bs = islet_class_sizes[cls];
   void *p = small_take(in, cls, bs, true);
-  if (!p) {
-    if (in->bytes + bs > in->limit && over_limit(in, bs)) return NULL;
-    if (!(p = islet_small_alloc_slow(in, cls))) {
-      islet_set_error(ISLET_ENOMEM);
-      return NULL;
-    }
-  }
-  return small_done(in, p, bs, size, true);
+  return p ? small_done(in, p, bs, size, true) : small_alloc_slow(in, cls, size);
 }
 
 static NOINLINE void *malloc_slow(islet_interp_t *in, size_t size) {
@@ -98,12 +104,13 @@ static NOINLINE void *malloc_slow(islet_interp_t *in, size_t size) {
  * empty page has bsize 0 and no blocks: its pop fails. */
 void *islet_malloc(islet_interp_t *in, size_t size) {
   if (LIKELY(size - 1 < in->fast_max)) {
-    page_t *pg = in->cur[islet_small_classes[(size + FAST_REDZONE + 15) >> 4]];
+    unsigned cls = islet_small_classes[(size + FAST_REDZONE + 15) >> 4];
+    page_t *pg = in->cur[cls];
     size_t bs = pg->bsize;
-    if (LIKELY(in->bytes + bs <= in->limit)) {
-      void *p = page_pop(pg, false);
-      if (LIKELY(p)) return small_done(in, p, bs, size, false);
-    }
+    void *p;
+    if (LIKELY(in->bytes + bs <= in->limit) && LIKELY(p = page_pop(pg, false)))
+      return small_done(in, p, bs, size, false);
+    return small_alloc_slow(in, cls, size);
   }
   return malloc_slow(in, size);
 }
@@ -156,15 +163,24 @@ static inline bool remote_pending(segment_t *seg, page_t *pg, unsigned w, uint64
 }
 
 /* Clears p's live bit (bits: the word's value), pushes it on its page's free
- * list and takes it off the books; the page's count and class list are the
- * caller's. */
-static inline void block_freed(islet_interp_t *in, page_t *pg, long idx, _Atomic uint64_t *lw,
-                               uint64_t bits, uint64_t m, void *p, bool vg) {
+ * list, takes it off the books and makes its page the class's current one.
+ * A page that was full goes back to its class's list, and one that empties
+ * may go back to its segment: out of line, so a free into a full page (one
+ * in 13 under churn) costs a call, not a second lookup in free_slow. */
+static inline __attribute__((always_inline)) void block_freed(islet_interp_t *in, page_t *pg,
+                                                              long idx, _Atomic uint64_t *lw,
+                                                              uint64_t bits, uint64_t m, void *p,
+                                                              bool vg) {
   san_poison(p, pg->bsize);
   atomic_store_explicit(lw, bits & ~m, memory_order_relaxed);
   page_push(pg, (unsigned)idx, p, vg);
   in->bytes -= pg->bsize;
   in->blocks--;
+  bool was_full = pg->state == PG_FULL;
+  if (UNLIKELY(was_full | (--pg->used == 0)))
+    islet_page_after_free(in, pg, was_full);
+  else
+    in->cur[pg->cls] = pg; /* reuse what was just freed: it is in cache */
 }
 
 static inline __attribute__((always_inline)) void free_small_local(islet_interp_t *in,
@@ -181,11 +197,6 @@ static inline __attribute__((always_inline)) void free_small_local(islet_interp_
   }
   vg_free(p);
   block_freed(in, pg, idx, lw, bits, m, p, vg_on());
-  bool was_full = pg->state == PG_FULL;
-  if (UNLIKELY(was_full | (--pg->used == 0)))
-    islet_page_after_free(in, pg, was_full);
-  else
-    in->cur[pg->cls] = pg; /* reuse what was just freed: it is in cache */
 }
 
 /* A block of an ended interpreter (orphan.c): freed as its owner would,
@@ -250,10 +261,10 @@ static NOINLINE void free_slow(islet_interp_t *caller, void *p) {
   }
 }
 
-/* The fast path: a live block of in's own small pages whose page neither
- * was full nor empties, with no remote free pending on it.  False for
- * everything else (and for every free under Valgrind, see fast_owner),
- * which changes nothing. */
+/* The fast path: a live block of in's own small pages with no remote free
+ * pending on it (its page's list changes out of line when the page was full
+ * or empties).  False for everything else (and for every free under
+ * Valgrind, see fast_owner), which changes nothing. */
 static inline __attribute__((always_inline)) bool free_fast(islet_interp_t *in, void *p) {
   /* seg comes from p, not from the map: the loads below need not wait for
    * the map's, only the branch on it (a large block's header is its
@@ -267,11 +278,8 @@ static inline __attribute__((always_inline)) bool free_fast(islet_interp_t *in, 
       uint64_t m = (uint64_t)1 << (idx & 63);
       uint64_t bits = atomic_load_explicit(lw, memory_order_relaxed);
       uint64_t pending = atomic_load_explicit(&seg->pending, memory_order_relaxed);
-      if (LIKELY((bits & m) && !(pending & (uint64_t)1 << page_index(p)) && pg->state != PG_FULL &&
-                 pg->used > 1)) {
+      if (LIKELY((bits & m) && !(pending & (uint64_t)1 << page_index(p)))) {
         block_freed(in, pg, idx, lw, bits, m, p, false);
-        pg->used--;
-        in->cur[pg->cls] = pg; /* reuse what was just freed: it is in cache */
         return true;
       }
     }

@@ -94,8 +94,9 @@ typedef struct large {
 enum { LARGE_LIVE = 1, LARGE_REMOTE, LARGE_DEAD };
 
 _Static_assert(sizeof(segment_t) <= META_PAGES * PAGE_SIZE, "segment header too big");
-_Static_assert(sizeof(page_t) == 64 && PAGE_WORDS * 8 == 8 * sizeof(page_t),
-               "see page_of, page_bits");
+_Static_assert(sizeof(page_t) == 64, "see page_of");
+_Static_assert(PAGE_WORDS == 64 && sizeof(uint64_t[PAGE_WORDS]) == 8 * sizeof(page_t),
+               "see page_bits (a bitmap row is 8 descriptors) and block_live_word");
 _Static_assert(sizeof(large_t) <= LARGE_HDR, "large header too big");
 _Static_assert((uint64_t)PAGE_SIZE *ISLET_SMALL_MAX <= (uint64_t)1 << 32,
                "page_block_index divides exactly only up to 2^32");
@@ -322,9 +323,9 @@ static inline _Atomic uint64_t *page_remote(page_t *pg) {
 /* The live word of block idx of p's page, from p: its row is p's page
  * index times PAGE_WORDS, the same mask and shift as page_of's. */
 static inline _Atomic uint64_t *block_live_word(const void *p, long idx) {
-  uintptr_t a = (uintptr_t)p;
-  _Atomic uint64_t *live = ((segment_t *)(a & ~(SEG_SIZE - 1)))->live[0];
-  return live + ((a >> (PAGE_SHIFT - 6)) & ((uintptr_t)(SEG_PAGES - 1) << 6)) + (idx >> 6);
+  uintptr_t a = (uintptr_t)p, row = (a >> (PAGE_SHIFT - 6)) & ((uintptr_t)(SEG_PAGES - 1) << 6);
+  return (_Atomic uint64_t *)((a & ~(SEG_SIZE - 1)) + offsetof(segment_t, live) +
+                              (row + ((uintptr_t)idx >> 6)) * sizeof(uint64_t));
 }
 
 static inline char *page_block(const page_t *pg, size_t i) {
