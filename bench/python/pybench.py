@@ -8,6 +8,8 @@ pymalloc (plain PYTHON) and on islet (`ISLET run -- PYTHON`), N times each
 (default 5).  The table gives median wall times, the medians' ratio, and
 the ratio of the largest peak RSS (ru_maxrss of the child).  Targets:
 islet's wall time at most 0.95x pymalloc's, its peak RSS at most 1.1x.
+--strict exits 1 when a target is missed; without it the run only reports
+(the CI smoke run uses --runs 1 --scale 1).
 
 Anchors, in the same rounds: CPython on other allocators behind the same
 hook, with PYTHONMALLOC=malloc (every domain calls malloc), and mimalloc or
@@ -15,8 +17,6 @@ jemalloc as the process malloc by LD_PRELOAD (glibc: no preload).  They
 show what an allocator with no checks and no routing gets behind the hook;
 their columns are wall time against pymalloc's.  A library that is not
 installed is left out.
---strict exits 1 when a target is missed; without it the run only reports
-(the CI smoke run uses --runs 1 --scale 1).
 """
 import argparse
 import ctypes.util
@@ -81,7 +81,7 @@ def main(argv):
         ok = ti / tp <= TIME_TARGET and ri / rp <= RSS_TARGET
         missed += not ok
         print(f"{w:12} {tp:10.3f} {ti:8.3f} {ti / tp:5.2f}x {rp / 1024:12.1f} {ri / 1024:9.1f}"
-              f" {ri / rp:5.2f}x  {'yes' if ok else 'no ':3} " +
+              f" {ri / rp:5.2f}x  {'yes' if ok else 'no':3} " +
               "".join(f" {statistics.median(v) / tp:7.2f}x" for v in theirs.values()))
     print(f"targets: time <= {TIME_TARGET}x, peak RSS <= {RSS_TARGET}x pymalloc; "
           f"{len(WORKLOADS) - missed} of {len(WORKLOADS)} workloads meet both")
