@@ -41,6 +41,7 @@ static void *large_alloc(islet_interp_t *in, size_t size, size_t align) {
   /* large blocks freed by others come back here, or nothing would ever
    * bring them back to an interpreter that only allocates large blocks */
   if (atomic_load_explicit(&in->any_pending, memory_order_relaxed)) islet_collect(in);
+  purge_maybe(in); /* a heap that allocates only large blocks purges its small pages too */
   if (UNLIKELY(usable > in->limit || in->bytes + usable > in->limit) && over_limit(in, usable))
     return NULL;
   large_t *lg = islet_large_alloc(in, size, align);
@@ -206,13 +207,15 @@ static void orphan_free(islet_interp_t *caller, void *p, seghdr_t *h, long idx) 
   islet_runtime_t *rt = o->rt; /* tidying may end o */
   cross_free(caller, p, h);
   pthread_mutex_lock(&rt->orphan_lock);
+  page_t *pg = NULL;
   if (h->kind == KIND_LARGE) {
     islet_large_free(o, (large_t *)h);
   } else {
     segment_t *seg = (segment_t *)h;
-    free_small_local(o, seg, &seg->pages[page_index(p)], idx, p, caller);
+    pg = &seg->pages[page_index(p)];
+    free_small_local(o, seg, pg, idx, p, caller);
   }
-  islet_orphan_tidy(o);
+  islet_orphan_freed(o, pg);
   pthread_mutex_unlock(&rt->orphan_lock);
 }
 

@@ -36,6 +36,11 @@
 #define MIN_BLOCK 16
 #define PAGE_WORDS (PAGE_SIZE / MIN_BLOCK / 64)
 #define LARGE_HDR 128
+/* The unit memory goes back to the kernel in (purge.c).  A kernel with
+ * larger pages refuses such an madvise, and the memory stays. */
+#define OS_PAGE_SHIFT 12
+#define OS_PAGE ((size_t)1 << OS_PAGE_SHIFT)
+#define PAGE_OS_PAGES (PAGE_SIZE / OS_PAGE)
 
 enum { KIND_SMALL = 1, KIND_LARGE = 2 };
 enum { PG_FREE = 0, PG_AVAIL, PG_FULL };
@@ -55,8 +60,10 @@ typedef struct __attribute__((aligned(64))) page {
   uint32_t off;          /* of the page in its segment */
   uint32_t bsize, magic; /* magic = ceil(2^32 / bsize): exact division */
   uint16_t nblocks, used, nwords;
-  uint16_t free; /* the free list's first block, LIST_END when empty */
-  uint16_t scan; /* the live word the next refill of the list starts at */
+  uint16_t free;      /* the free list's first block, LIST_END when empty */
+  uint16_t scan;      /* the live word the next refill of the list starts at */
+  uint16_t os_idle;   /* bit k: OS page k held no live block at the last purge pass */
+  uint16_t os_purged; /* bit k: ... and went back to the kernel; no write since */
   uint8_t cls, state;
   struct page *next, *prev; /* the class's list of pages with free blocks */
 } page_t;
@@ -77,10 +84,14 @@ typedef struct segment {
   seghdr_t h;
   _Atomic uint64_t pending; /* bit i: page i has remote frees (read by the free fast path) */
   uint64_t free_pages;      /* bit i: page i is free (owner only) */
-  uint64_t purged;          /* bit i: free page i's memory went back (orphan.c) */
+  uint64_t purged;          /* bit i: free page i's memory went back (purge.c) */
+  uint64_t idle;            /* bit i: free page i was free at the last purge pass */
   uint64_t touched;         /* bit i: page i was ever used (its descriptor written) */
+  uint32_t meta_purged;     /* bit k: the bitmaps' OS page k went back (purge.c) */
   page_t pages[SEG_PAGES];  /* 0 .. META_PAGES-1 describe no page */
-  _Atomic uint64_t live[SEG_PAGES][PAGE_WORDS];   /* bit j of page i: block j is live */
+  /* OS-page aligned, so that the rows of 8 free pages are one OS page */
+  _Alignas(OS_PAGE) _Atomic uint64_t live[SEG_PAGES][PAGE_WORDS]; /* bit j of page i: block j
+                                                                      is live */
   _Atomic uint64_t remote[SEG_PAGES][PAGE_WORDS]; /* ... and another thread freed it */
 } segment_t;
 
@@ -97,6 +108,8 @@ _Static_assert(sizeof(segment_t) <= META_PAGES * PAGE_SIZE, "segment header too 
 _Static_assert(sizeof(page_t) == 64, "see page_of");
 _Static_assert(PAGE_WORDS == 64 && sizeof(uint64_t[PAGE_WORDS]) == 8 * sizeof(page_t),
                "see page_bits (a bitmap row is 8 descriptors) and block_live_word");
+_Static_assert(PAGE_OS_PAGES == 16 && 2 * sizeof(uint64_t[SEG_PAGES][PAGE_WORDS]) / OS_PAGE <= 32,
+               "see os_idle, os_purged and meta_purged");
 _Static_assert(sizeof(large_t) <= LARGE_HDR, "large header too big");
 _Static_assert((uint64_t)PAGE_SIZE *ISLET_SMALL_MAX <= (uint64_t)1 << 32,
                "page_block_index divides exactly only up to 2^32");
@@ -137,6 +150,10 @@ struct islet_interp {
   bool runtime_heap;                 /* the runtime's own heap (hooks.c) */
   _Atomic bool orphaned;             /* ended, blocks still live (orphan.c) */
   size_t orphan_mapped;              /* mapped at the orphan's last purge */
+  /* purge.c: the decay of free memory, checked on the allocation slow path */
+  size_t purge_mark;  /* allocs at the last look at the clock */
+  uint64_t purge_at;  /* the next pass, in CLOCK_MONOTONIC_COARSE ns */
+  uint64_t purge_gap; /* ns between passes; UINT64_MAX: never */
 };
 
 /* The regions of a destroyed interpreter, listed outside them (a
@@ -205,6 +222,25 @@ struct islet_object;
 int islet_immortalize_fin(struct islet_object *ob, void (*fin)(struct islet_object *, void *),
                           void *ctx);
 
+/* purge.c: free memory of a heap goes back to the kernel.  A live heap
+ * gives back what stayed free for its delay, looked at on the allocation
+ * slow path after PURGE_CHECK_ALLOCS allocations; an orphan, all at once. */
+#define PURGE_CHECK_ALLOCS 1024
+void islet_purge_init(islet_interp_t *in, long delay_ms);
+void islet_purge_tick(islet_interp_t *in);
+static inline void purge_maybe(islet_interp_t *in) {
+  if (UNLIKELY(in->allocs - in->purge_mark >= PURGE_CHECK_ALLOCS)) islet_purge_tick(in);
+}
+/* Every segment of in: its free pages, the free OS pages of its pages in
+ * use and its bitmaps' free rows; force: now, else only what was free at
+ * the last pass too. */
+void islet_purge_pass(islet_interp_t *in, bool force);
+void islet_purge_page(page_t *pg, bool force);       /* the free OS pages of pg, a page in use */
+void islet_purge_forget(segment_t *seg, unsigned i); /* page i of seg is used again */
+/* One MADV_DONTNEED per run of set bits of mask, bit i standing for the
+ * unit bytes at base + i * unit. */
+void islet_dontneed_runs(char *base, uint64_t mask, size_t unit);
+
 /* reclaim.c */
 void islet_reclaim_submit(islet_runtime_t *rt, retired_t *rec);
 /* islet_backend_map for in, waiting for destroyed heaps to be given back
@@ -217,7 +253,9 @@ retired_t *islet_retire_regions(islet_interp_t *in, bool quarantine, bool empty_
 bool islet_retire_heap(islet_interp_t *in, bool quarantine); /* all of it, and in; quarantined? */
 /* orphan.c (orphan_lock is taken inside unless noted) */
 void islet_orphan_adopt(islet_interp_t *in);
-void islet_orphan_tidy(islet_interp_t *o); /* orphan_lock held, after o lost a block */
+void islet_orphan_tidy(islet_interp_t *o); /* orphan_lock held */
+/* orphan_lock held, after o lost a block of page pg (NULL: a large one) */
+void islet_orphan_freed(islet_interp_t *o, page_t *pg);
 void islet_orphans_sweep(islet_runtime_t *rt, bool end_all);
 void islet_reclaim_shutdown(islet_runtime_t *rt);
 

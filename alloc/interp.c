@@ -34,6 +34,7 @@ islet_interp_t *islet_interp_create(islet_runtime_t *rt) {
   list_init(&in->larges);
   in->rt = rt;
   in->teardown = rt->cfg.teardown;
+  islet_purge_init(in, rt->cfg.purge_delay_ms);
   in->rt_next = in->rt_prev = in;
   pthread_mutex_lock(&rt->lock);
   in->id = ++rt->next_id;

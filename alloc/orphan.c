@@ -5,8 +5,9 @@
  * an object may outlive the interpreter that allocated it; quarantine would
  * fault on it and release would hand it out again.  Under the orphan policy
  * destroy gives back what is free at once and keeps the rest valid: the heap
- * moves to the runtime's orphan list, keeps no empty page or segment nor the
- * memory of a free page, and ends when its last block is freed.  (mimalloc
+ * moves to the runtime's orphan list, keeps no empty page or segment, nor
+ * any OS page without a live block (purge.c), and ends when its last block
+ * is freed.  (mimalloc
  * abandons a dead thread's segments the same way.)
  *
  * Nobody holds an orphan, so its frees are made as its owner would, under
@@ -17,7 +18,6 @@
  */
 #include "internal.h"
 #include <stdlib.h>
-#include <sys/mman.h>
 
 /* A class keeps one empty page for its next allocation (anywhere in its
  * list: a full page that gets a block back goes in front); an orphan
@@ -28,23 +28,6 @@ static void drop_empty_pages(islet_interp_t *o) {
       next = pg->next;
       if (!pg->used) islet_page_drop(o, pg);
     }
-}
-
-/* A live heap keeps a free page's memory for its next allocation, until the
- * whole segment is free; an orphan allocates no more, so it goes now. */
-static void purge_free_pages(islet_interp_t *o) {
-  for (seghdr_t *h = o->segs.next; h != &o->segs; h = h->next) {
-    segment_t *seg = (segment_t *)h;
-    uint64_t todo = seg->free_pages & ~seg->purged;
-    seg->purged |= todo;
-    while (todo) { /* one call per run of free pages: an orphan often holds a few blocks */
-      unsigned first = (unsigned)__builtin_ctzll(todo);
-      uint64_t rest = ~todo >> first; /* the run ends at the first clear bit */
-      unsigned n = rest ? (unsigned)__builtin_ctzll(rest) : 64 - first;
-      madvise((char *)seg + (size_t)first * PAGE_SIZE, (size_t)n * PAGE_SIZE, MADV_DONTNEED);
-      todo &= n + first >= 64 ? 0 : ~(uint64_t)0 << (first + n);
-    }
-  }
 }
 
 static void release_empty_segments(islet_interp_t *o) {
@@ -70,9 +53,19 @@ void islet_orphan_tidy(islet_interp_t *o) {
   }
   drop_empty_pages(o);
   release_empty_segments(o);
-  purge_free_pages(o);
+  islet_purge_pass(o, true);
   if (o->mapped < o->orphan_mapped) islet_backend_arena_purge(o->arena);
   o->orphan_mapped = o->mapped;
+}
+
+/* A free leaves the OS pages it emptied to the kernel at once; a page or
+ * a segment it emptied, and anything after a racing remote free, go
+ * through the whole tidy. */
+void islet_orphan_freed(islet_interp_t *o, page_t *pg) {
+  if (pg && pg->used && o->blocks && !atomic_load(&o->any_pending))
+    islet_purge_page(pg, true);
+  else
+    islet_orphan_tidy(o);
 }
 
 void islet_orphan_adopt(islet_interp_t *o) {
@@ -93,8 +86,8 @@ void islet_orphans_sweep(islet_runtime_t *rt, bool end_all) {
   pthread_mutex_lock(&rt->orphan_lock);
   for (islet_interp_t *o = rt->orphans.rt_next, *next; o != &rt->orphans; o = next) {
     next = o->rt_next;
-    if (!end_all) {
-      islet_orphan_tidy(o);
+    if (!end_all) { /* only a remote free that raced the adoption is new here */
+      if (atomic_load(&o->any_pending)) islet_orphan_tidy(o);
       continue;
     }
     unlink_orphan(o);

@@ -22,7 +22,9 @@ static segment_t *segment_new(islet_interp_t *in) {
   seg->h.owner_id = in->id;
   seg->free_pages = USABLE_PAGES;
   seg->purged = 0;
+  seg->idle = 0;
   seg->touched = 0;
+  seg->meta_purged = 0;
   atomic_init(&seg->pending, 0);
   if (!islet_map_set(seg, SEG_SIZE, (uintptr_t)seg)) {
     islet_backend_unmap(in->arena, seg, SEG_SIZE);
@@ -56,6 +58,7 @@ static void page_init(segment_t *seg, page_t *pg, unsigned cls, bool reused) {
   pg->used = 0;
   pg->free = LIST_END;
   pg->scan = 0;
+  pg->os_idle = pg->os_purged = 0;
   pg->cls = (uint8_t)cls;
   pg->state = PG_AVAIL;
   pg->next = pg->prev = NULL;
@@ -75,9 +78,11 @@ page_t *islet_page_fresh(islet_interp_t *in, unsigned cls) {
     }
   if (!seg && !(seg = segment_new(in))) return NULL;
   unsigned i = (unsigned)__builtin_ctzll(seg->free_pages);
-  bool reused = seg->touched & (uint64_t)1 << i;
-  seg->free_pages &= ~((uint64_t)1 << i);
-  seg->touched |= (uint64_t)1 << i;
+  uint64_t bit = (uint64_t)1 << i;
+  bool reused = seg->touched & bit;
+  seg->free_pages &= ~bit;
+  seg->touched |= bit;
+  islet_purge_forget(seg, i);
   page_t *pg = &seg->pages[i];
   page_init(seg, pg, cls, reused);
   in->npages++;
@@ -96,6 +101,8 @@ void islet_page_retire(islet_interp_t *in, page_t *pg) {
   pg->state = PG_FREE;
   seg->free_pages |= (uint64_t)1 << seg_page_index(seg, pg);
   in->npages--;
-  if (seg->free_pages == USABLE_PAGES && in->nsegs > 1)
+  if (seg->free_pages == USABLE_PAGES && in->nsegs > 1 && seg->purged != USABLE_PAGES) {
     madvise((char *)seg + META_PAGES * PAGE_SIZE, SEG_SIZE - META_PAGES * PAGE_SIZE, MADV_DONTNEED);
+    seg->purged = USABLE_PAGES;
+  }
 }

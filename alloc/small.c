@@ -62,6 +62,14 @@ static unsigned refill_blocks(const page_t *pg) {
   return n ? n : 1;
 }
 
+/* Blocks lo..hi of pg are about to be written: their OS pages will be
+ * resident, so a later purge may give them back again (purge.c). */
+static void touch_os_pages(page_t *pg, unsigned lo, unsigned hi) {
+  unsigned a = (unsigned)((size_t)lo * pg->bsize >> OS_PAGE_SHIFT);
+  unsigned b = (unsigned)(((size_t)hi + 1) * pg->bsize - 1) >> OS_PAGE_SHIFT;
+  pg->os_purged &= (uint16_t) ~(((2u << b) - 1) & ~((1u << a) - 1));
+}
+
 /* The list is empty: it gets the lowest free blocks of the next live word
  * with room, so a fresh page is touched as it fills, not all at once (the
  * links are writes into the blocks).  Blocks freed here went on the list as
@@ -78,6 +86,9 @@ static bool page_refill(page_t *pg) {
   for (unsigned k = refill_blocks(pg); rest && k; k--) rest &= rest - 1; /* all but the lowest k */
   uint64_t take = room & ~rest;
   pg->scan = (uint16_t)(rest ? w : w + 1 == pg->nwords ? 0 : w + 1); /* this word again if room */
+  if (pg->os_purged) /* the links bring these blocks' OS pages back */
+    touch_os_pages(pg, w * 64 + (unsigned)__builtin_ctzll(take),
+                   w * 64 + 63u - (unsigned)__builtin_clzll(take));
   unsigned head = LIST_END;
   for (; take; take &= ~((uint64_t)1 << (63 - __builtin_clzll(take)))) {
     unsigned i = w * 64 + 63u - (unsigned)__builtin_clzll(take); /* the highest first */
@@ -99,6 +110,7 @@ static void list_corrupt(islet_interp_t *in, page_t *pg) {
  * here, one by one; with none left, blocks freed by others are taken back
  * (once: others may keep freeing), then a fresh page is borrowed. */
 void *islet_small_alloc_slow(islet_interp_t *in, unsigned cls) {
+  purge_maybe(in);
   bool collected = false;
   for (page_t *pg;
        (pg = in->cur[cls]) != &islet_empty_page || (!collected && atomic_load(&in->any_pending));) {

@@ -130,7 +130,17 @@ typedef struct {
    * islet or fork(). */
   islet_event_fn on_event;
   void *event_ctx;
+  /* Milliseconds a live heap keeps free memory before it goes back to the
+   * kernel: 4 KiB OS pages holding no live block, inside partly used pages
+   * too.  It goes between one and two delays after it was freed, checked
+   * when the heap allocates (a heap that stops allocating keeps it until
+   * islet_interp_purge).  0: ISLET_PURGE_DELAY_DEFAULT; negative: never.
+   * An ended heap (ISLET_TEARDOWN_ORPHAN) gives its free memory back at
+   * once, whatever the delay. */
+  long purge_delay_ms;
 } islet_config_t;
+
+#define ISLET_PURGE_DELAY_DEFAULT 1000
 
 /* Size classes of small blocks (16 B .. 16 KiB); larger blocks are "large". */
 #define ISLET_SIZE_CLASSES 36
@@ -192,6 +202,10 @@ ISLET_API int islet_interp_stats_json(islet_interp_t *in, FILE *out);
 /* Takes back the blocks other threads freed; the allocator also does this
  * on its own when it needs memory. */
 ISLET_API void islet_interp_collect(islet_interp_t *in);
+/* Takes back the blocks other threads freed, then gives every free OS page
+ * of the heap back to the kernel now, whatever the purge delay (a heap
+ * that goes idle after a peak). */
+ISLET_API void islet_interp_purge(islet_interp_t *in);
 
 /* Allocation on the interpreter the caller holds.  NULL with
  * islet_last_error() and errno set on failure; a zero size gives a unique

@@ -1,0 +1,216 @@
+/* Purging: an ended heap keeps resident only the OS pages that hold a live
+ * block, and a live heap gives free OS pages back after its purge delay.
+ * Residency is read with mincore. */
+#include "common.h"
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+TestSuite(purge, .fini = teardown_runtime);
+
+#define OS_PAGE 4096u
+#define PAGE ((uintptr_t)64 << 10)
+#define SEG ((uintptr_t)4 << 20)
+#define NBLOCKS 40960 /* 40 pages of 64-byte blocks (more under ASan's redzones) */
+#define KEEP_EVERY 256
+
+static void *blocks[NBLOCKS];
+
+/* Every KEEP_EVERY-th block of the first quarter stays: a quarter of those
+ * pages' OS pages keep a block, and the later pages empty whole. */
+static bool kept(size_t i) {
+  return i % KEEP_EVERY == 0 && i < NBLOCKS / 4;
+}
+
+/* Resident OS pages in [p, p + len), p page-aligned. */
+static size_t resident(uintptr_t p, size_t len) {
+  unsigned char vec[(SEG / OS_PAGE)];
+  size_t n = len / OS_PAGE;
+  cr_assert(n <= sizeof vec);
+  cr_assert_eq(mincore((void *)p, len, vec), 0);
+  size_t r = 0;
+  for (size_t i = 0; i < n; i++) r += vec[i] & 1;
+  return r;
+}
+
+static int cmp_ptr(const void *a, const void *b) {
+  uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* Resident OS pages of the 64 KiB pages the blocks lie in, and how many OS
+ * pages the kept ones (written whole) touch. */
+static void residency(size_t *in_pages, size_t *kept_os) {
+  uintptr_t pages[NBLOCKS / 16], os[2 * (NBLOCKS / KEEP_EVERY)];
+  size_t np = 0, nos = 0;
+  for (size_t i = 0; i < NBLOCKS; i++) {
+    uintptr_t pg = (uintptr_t)blocks[i] & ~(PAGE - 1);
+    if (!np || pages[np - 1] != pg) pages[np++] = pg; /* allocated page by page */
+    if (!kept(i)) continue;
+    os[nos++] = (uintptr_t)blocks[i] / OS_PAGE;
+    os[nos++] = ((uintptr_t)blocks[i] + islet_usable_size(blocks[i]) - 1) / OS_PAGE;
+  }
+  qsort(pages, np, sizeof *pages, cmp_ptr);
+  qsort(os, nos, sizeof *os, cmp_ptr);
+  *in_pages = 0;
+  for (size_t i = 0; i < np; i++)
+    if (!i || pages[i] != pages[i - 1]) *in_pages += resident(pages[i], PAGE);
+  *kept_os = 0;
+  for (size_t i = 0; i < nos; i++) *kept_os += !i || os[i] != os[i - 1];
+}
+
+/* NBLOCKS 64-byte blocks written whole, then all but the kept ones freed.
+ * Returns the resident OS pages right after the frees. */
+static size_t peak_then_free(islet_interp_t *in) {
+  for (size_t i = 0; i < NBLOCKS; i++) {
+    blocks[i] = islet_malloc(in, 64);
+    cr_assert_not_null(blocks[i]);
+    memset(blocks[i], 0xab, 64);
+  }
+  for (size_t i = 0; i < NBLOCKS; i++)
+    if (!kept(i)) islet_free(in, blocks[i]);
+  size_t res, kept;
+  residency(&res, &kept);
+  return res;
+}
+
+static size_t kept_os_pages(void) {
+  size_t res, kept;
+  residency(&res, &kept);
+  return kept;
+}
+
+static void expect_only_kept_resident(void) {
+  size_t res, kept;
+  residency(&res, &kept);
+  cr_assert_eq(res, kept, "%zu OS pages resident, %zu hold a live block", res, kept);
+}
+
+static void expect_kept_intact(void) {
+  for (size_t i = 0; i < NBLOCKS / 4; i += KEEP_EVERY)
+    for (int j = 0; j < 64; j++) cr_assert_eq(((unsigned char *)blocks[i])[j], 0xab);
+}
+
+/* The segment's header, descriptors and bitmaps (its first 128 KiB). */
+static size_t meta_resident(void) {
+  return resident((uintptr_t)blocks[0] & ~(SEG - 1), 128 << 10);
+}
+
+Test(purge, an_orphan_keeps_only_the_os_pages_of_its_live_blocks) {
+  capture_config((islet_config_t){.teardown = ISLET_TEARDOWN_ORPHAN, .reclaim_inline = 1});
+  islet_interp_t *a = islet_interp_new(rt), *b = islet_interp_new(rt);
+  unsigned id = islet_interp_id(a);
+  size_t before = peak_then_free(a);
+  size_t meta_before = meta_resident();
+  islet_leak_report_t r;
+  islet_interp_destroy(a, &r);
+  cr_assert(r.orphaned);
+  expect_only_kept_resident();
+  cr_assert_lt(meta_resident(), meta_before, "the bitmaps of free pages went back");
+  cr_assert_leq(meta_resident(), 3, "the header and the live rows of the pages in use");
+  cr_assert_gt(before, 10 * kept_os_pages());
+  expect_kept_intact();
+  /* everything a live block needs still works after the purge */
+  cr_assert_geq(islet_usable_size(blocks[KEEP_EVERY]), 64);
+  cr_assert_eq(islet_owner(blocks[KEEP_EVERY]), a);
+  islet_free(b, blocks[0]);
+  expect_no_event();
+  cr_assert_eq(islet_usable_size(blocks[0]), 0);
+  islet_free(b, blocks[0]);
+  expect_one_event(ISLET_EDOUBLE_FREE, blocks[0], id);
+  islet_free_any(blocks[KEEP_EVERY]);
+  expect_no_event();
+  blocks[0] = blocks[KEEP_EVERY] = blocks[2 * KEEP_EVERY]; /* the freed ones count no more */
+  expect_only_kept_resident();
+  for (size_t i = 2 * KEEP_EVERY; i < NBLOCKS / 4; i += KEEP_EVERY) islet_free(b, blocks[i]);
+  expect_no_event();
+  islet_interp_destroy(b, NULL);
+}
+
+/* All of a's blocks again, each distinct, none reported. */
+static void reuse_everything(islet_interp_t *in) {
+  void **more = malloc(NBLOCKS * sizeof *more);
+  for (size_t i = 0; i < NBLOCKS; i++) {
+    more[i] = islet_malloc(in, 64);
+    cr_assert_not_null(more[i]);
+    memset(more[i], 0xcd, 64);
+  }
+  expect_no_event();
+  expect_kept_intact();
+  qsort(more, NBLOCKS, sizeof *more, cmp_ptr);
+  for (size_t i = 1; i < NBLOCKS; i++) cr_assert_neq(more[i], more[i - 1]);
+  for (size_t i = 0; i < NBLOCKS; i++) islet_free(in, more[i]);
+  free(more);
+}
+
+Test(purge, islet_interp_purge_gives_back_every_free_os_page_now) {
+  capture_config((islet_config_t){.purge_delay_ms = -1});
+  islet_interp_t *a = islet_interp_new(rt), *b = islet_interp_new(rt);
+  peak_then_free(a);
+  size_t meta_before = meta_resident();
+  islet_interp_purge(a);
+  expect_only_kept_resident();
+  cr_assert_lt(meta_resident(), meta_before);
+  expect_kept_intact();
+  reuse_everything(a);
+  /* a free by another interpreter, a double free, the usable size */
+  islet_free(b, blocks[0]);
+  islet_interp_collect(a);
+  cr_assert_eq(islet_usable_size(blocks[0]), 0);
+  islet_free(a, blocks[0]);
+  expect_one_event(ISLET_EDOUBLE_FREE, blocks[0], islet_interp_id(a));
+  for (size_t i = KEEP_EVERY; i < NBLOCKS / 4; i += KEEP_EVERY) islet_free(a, blocks[i]);
+  expect_no_event();
+  cr_assert_eq(live_blocks(a), 0);
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Allocation elsewhere in the heap for up to seconds, until only the kept
+ * OS pages are resident; the time taken.  Large blocks: a small class
+ * would take the freed pages. */
+static double churn_until_purged(islet_interp_t *in, double seconds) {
+  double t0 = now_s();
+  void *tmp[100];
+  while (now_s() - t0 < seconds) {
+    for (int i = 0; i < 100; i++) tmp[i] = islet_malloc(in, 20000);
+    for (int i = 0; i < 100; i++) islet_free(in, tmp[i]);
+    size_t res, kept;
+    residency(&res, &kept);
+    if (res == kept) break;
+    usleep(5000);
+  }
+  return now_s() - t0;
+}
+
+Test(purge, a_live_heap_gives_back_what_stays_free_for_its_delay) {
+  capture_config((islet_config_t){.purge_delay_ms = 50});
+  islet_interp_t *a = islet_interp_new(rt);
+  size_t peak = peak_then_free(a);
+  size_t res, kept;
+  residency(&res, &kept);
+  cr_assert_eq(res, peak, "nothing goes back before the delay");
+  double took = churn_until_purged(a, 3);
+  expect_only_kept_resident();
+  cr_assert_geq(took, 0.04, "purged after %.3f s, before the delay", took);
+  expect_kept_intact();
+  reuse_everything(a);
+  expect_no_event();
+}
+
+Test(purge, a_negative_delay_never_purges_a_live_heap) {
+  capture_config((islet_config_t){.purge_delay_ms = -1});
+  islet_interp_t *a = islet_interp_new(rt);
+  size_t peak = peak_then_free(a);
+  churn_until_purged(a, 0.3);
+  size_t res, kept;
+  residency(&res, &kept);
+  cr_assert_eq(res, peak);
+}
