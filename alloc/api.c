@@ -200,13 +200,21 @@ static inline __attribute__((always_inline)) void free_small_local(islet_interp_
   block_freed(in, pg, idx, lw, bits, m, p, vg_on());
 }
 
+static void free_slow(islet_interp_t *caller, void *p);
+
 /* A block of an ended interpreter (orphan.c): freed as its owner would,
- * under the lock its tidying takes. */
+ * under the lock its tidying takes, unless a live heap inherited its
+ * segment meanwhile. */
 static void orphan_free(islet_interp_t *caller, void *p, seghdr_t *h, long idx) {
   islet_interp_t *o = h->owner;
   islet_runtime_t *rt = o->rt; /* tidying may end o */
-  cross_free(caller, p, h);
   pthread_mutex_lock(&rt->orphan_lock);
+  if (h->owner != o) {
+    pthread_mutex_unlock(&rt->orphan_lock);
+    free_slow(caller, p);
+    return;
+  }
+  cross_free(caller, p, h);
   page_t *pg = NULL;
   if (h->kind == KIND_LARGE) {
     islet_large_free(o, (large_t *)h);
@@ -273,7 +281,8 @@ static inline __attribute__((always_inline)) bool free_fast(islet_interp_t *in, 
    * the map's, only the branch on it (a large block's header is its
    * granule's base too, with no fast owner; no segment starts at 0) */
   segment_t *seg = seg_of(p);
-  if (LIKELY(map_word((uintptr_t)p) == (uintptr_t)seg && seg && seg->h.fast_owner == in)) {
+  if (LIKELY(map_word((uintptr_t)p) == (uintptr_t)seg && seg &&
+             atomic_load_explicit(&seg->h.fast_owner, memory_order_relaxed) == in)) {
     page_t *pg = page_of(p);
     long idx = page_slot(pg, p);
     if (LIKELY(idx >= 0)) {

@@ -68,12 +68,16 @@ typedef struct __attribute__((aligned(64))) page {
   struct page *next, *prev; /* the class's list of pages with free blocks */
 } page_t;
 
+/* The owner fields change only when a live heap inherits an orphan's
+ * segment (orphan.c), under orphan_lock, while any thread may read them:
+ * atomic, and relaxed where read on the free fast path. */
 typedef struct seghdr {
-  uint32_t kind, owner_id;
-  islet_interp_t *owner;
-  islet_interp_t *fast_owner; /* owner of a small segment, for the free fast path;
-                                 NO_FAST_OWNER for large blocks and under Valgrind */
-  struct seghdr *next, *prev; /* the owner's list of segments or large blocks */
+  uint32_t kind;
+  _Atomic uint32_t owner_id;
+  islet_interp_t *_Atomic owner;
+  islet_interp_t *_Atomic fast_owner; /* owner of a small segment, for the free fast path;
+                                         NO_FAST_OWNER for large blocks and under Valgrind */
+  struct seghdr *next, *prev;         /* the owner's list of segments or large blocks */
 } seghdr_t;
 
 /* matches no caller, not even islet_free(NULL, p), which is islet_free_any */
@@ -149,6 +153,7 @@ struct islet_interp {
   void *ext[EXT_SLOTS];              /* per-interpreter state of freelists/, singletons/ */
   bool runtime_heap;                 /* the runtime's own heap (hooks.c) */
   _Atomic bool orphaned;             /* ended, blocks still live (orphan.c) */
+  bool inherited;                    /* took over an orphan's segment: ends as an orphan */
   size_t orphan_mapped;              /* mapped at the orphan's last purge */
   /* purge.c: the decay of free memory, checked on the allocation slow path */
   size_t purge_mark;  /* allocs at the last look at the clock */
@@ -256,6 +261,9 @@ void islet_orphan_adopt(islet_interp_t *in);
 void islet_orphan_tidy(islet_interp_t *o); /* orphan_lock held */
 /* orphan_lock held, after o lost a block of page pg (NULL: a large one) */
 void islet_orphan_freed(islet_interp_t *o, page_t *pg);
+/* A segment of an orphan's, now in's (a heap of the orphan policy with no
+ * limit), or NULL. */
+segment_t *islet_orphan_inherit(islet_interp_t *in);
 void islet_orphans_sweep(islet_runtime_t *rt, bool end_all);
 void islet_reclaim_shutdown(islet_runtime_t *rt);
 
@@ -266,7 +274,7 @@ extern const uint8_t islet_small_classes[1024 / 16 + 1]; /* by (size + 15) / 16 
 static inline unsigned islet_size_to_class(size_t size) {
   if (LIKELY(size <= 1024)) return islet_small_classes[(size + 15) >> 4];
   unsigned lg = 63u - (unsigned)__builtin_clzll(size - 1); /* size in (2^lg, 2^(lg+1)] */
-  return 8 + (lg - 7) * 4 + (unsigned)((size - 1) >> (lg - 2)) - 4;
+  return 32 + (lg - 9) * 4 + (unsigned)((size - 1) >> (lg - 2)) - 4;
 }
 
 /* map.c: address -> owner word.  A word is a seghdr_t pointer, 0, or a
@@ -327,6 +335,7 @@ void islet_backend_clear(void *p, size_t n);
 
 /* segment.c */
 page_t *islet_page_fresh(islet_interp_t *in, unsigned cls);
+void islet_segment_own(segment_t *seg, islet_interp_t *in);
 void islet_page_retire(islet_interp_t *in, page_t *pg);
 static inline segment_t *seg_of(const void *p) {
   return (segment_t *)((uintptr_t)p & ~(SEG_SIZE - 1));
@@ -428,6 +437,7 @@ static inline void page_push(page_t *pg, unsigned idx, void *p, bool vg) {
 void *islet_small_alloc_slow(islet_interp_t *in, unsigned cls);
 void islet_page_after_free(islet_interp_t *in, page_t *pg, bool was_full);
 void islet_page_drop(islet_interp_t *in, page_t *pg); /* an empty listed page leaves the heap */
+void islet_page_move(islet_interp_t *from, islet_interp_t *to, page_t *pg); /* a page in use */
 /* p's block index in pg when p is a multiple of the block size from the
  * page's start, else -1.  The index may be past the last block: its live
  * bit is 0, so the free fast path needs no other test. */

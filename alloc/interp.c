@@ -161,7 +161,8 @@ void islet_interp_destroy(islet_interp_t *in, islet_leak_report_t *report) {
   if (!runtime_heap) islet_run_interp_hooks(in, false);
   islet_collect(in); /* blocks freed by others are not leaks */
   *r = (islet_leak_report_t){.id = in->id, .segments = in->nsegs, .mapped = in->mapped};
-  bool orphan = in->teardown == ISLET_TEARDOWN_ORPHAN && in->blocks;
+  /* an orphan's blocks another heap inherited may be shared: they stay valid */
+  bool orphan = (in->teardown == ISLET_TEARDOWN_ORPHAN || in->inherited) && in->blocks;
   leak_report(in, r, !orphan);
   pthread_mutex_lock(&rt->lock);
   in->rt_prev->rt_next = in->rt_next;

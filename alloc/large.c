@@ -31,9 +31,9 @@ large_t *islet_large_alloc(islet_interp_t *in, size_t size, size_t align) {
   }
   vg_defined(lg, sizeof *lg);
   lg->h.kind = KIND_LARGE;
-  lg->h.owner = in;
-  lg->h.fast_owner = NO_FAST_OWNER;
-  lg->h.owner_id = in->id;
+  atomic_init(&lg->h.owner, in);
+  atomic_init(&lg->h.fast_owner, NO_FAST_OWNER);
+  atomic_init(&lg->h.owner_id, in->id);
   lg->off = (uint32_t)hdr;
   lg->size = mapped - hdr;
   lg->mapped = mapped;

@@ -81,6 +81,50 @@ void islet_orphan_adopt(islet_interp_t *o) {
   pthread_mutex_unlock(&rt->orphan_lock);
 }
 
+/* seg leaves o for in, with its live blocks: they are in's from now on. */
+static void move_segment(islet_interp_t *o, islet_interp_t *in, segment_t *seg) {
+  list_del(&seg->h);
+  o->nsegs--;
+  o->mapped -= SEG_SIZE;
+  for (uint64_t inuse = ~seg->free_pages & USABLE_PAGES; inuse; inuse &= inuse - 1)
+    islet_page_move(o, in, &seg->pages[__builtin_ctzll(inuse)]);
+  islet_segment_own(seg, in);
+  list_push(in->segs.prev, &seg->h);
+  in->nsegs++;
+  in->mapped += SEG_SIZE;
+  if (in->bytes > in->bytes_peak) in->bytes_peak = in->bytes;
+  if (in->blocks > in->blocks_peak) in->blocks_peak = in->blocks;
+  in->inherited = true;
+}
+
+/* A heap that would map a segment takes an orphan's instead, as mimalloc
+ * reclaims an ended thread's abandoned segments: the orphan's free space
+ * around its live blocks is filled rather than kept.  Interpreters that
+ * share objects (CPython 3.11's, legacy ones after it) share pymalloc's
+ * arenas the same way.  Only a heap that ends as an orphan itself may
+ * take one (its blocks may be shared), and not one with a limit, which
+ * another's blocks would count against. */
+segment_t *islet_orphan_inherit(islet_interp_t *in) {
+  islet_runtime_t *rt = in->rt;
+  if (in->teardown != ISLET_TEARDOWN_ORPHAN || in->limit != SIZE_MAX || in->runtime_heap)
+    return NULL;
+  segment_t *seg = NULL;
+  pthread_mutex_lock(&rt->orphan_lock);
+  islet_interp_t *o = rt->orphans.rt_next;
+  while (o != &rt->orphans && o->segs.next == &o->segs) o = o->rt_next;
+  if (o != &rt->orphans) {
+    islet_collect(o); /* a racing remote free is o's to count */
+    seg = (segment_t *)o->segs.next;
+    move_segment(o, in, seg);
+    if (!o->blocks) { /* all of it went: it ends */
+      unlink_orphan(o);
+      islet_retire_heap(o, false);
+    }
+  }
+  pthread_mutex_unlock(&rt->orphan_lock);
+  return seg;
+}
+
 /* On every destroy and flush (end_all: when the runtime ends). */
 void islet_orphans_sweep(islet_runtime_t *rt, bool end_all) {
   pthread_mutex_lock(&rt->orphan_lock);

@@ -8,6 +8,12 @@
 #include "internal.h"
 #include <sys/mman.h>
 
+void islet_segment_own(segment_t *seg, islet_interp_t *in) {
+  atomic_store_explicit(&seg->h.owner, in, memory_order_relaxed);
+  atomic_store_explicit(&seg->h.owner_id, in->id, memory_order_relaxed);
+  atomic_store_explicit(&seg->h.fast_owner, vg_on() ? NO_FAST_OWNER : in, memory_order_relaxed);
+}
+
 static segment_t *segment_new(islet_interp_t *in) {
   segment_t *seg = islet_region_map(in, SEG_SIZE);
   if (!seg) return NULL;
@@ -17,9 +23,7 @@ static segment_t *segment_new(islet_interp_t *in) {
   islet_backend_clear(seg, sizeof *seg);
   vg_defined(seg, sizeof *seg);
   seg->h.kind = KIND_SMALL;
-  seg->h.owner = in;
-  seg->h.fast_owner = vg_on() ? NO_FAST_OWNER : in;
-  seg->h.owner_id = in->id;
+  islet_segment_own(seg, in);
   seg->free_pages = USABLE_PAGES;
   seg->purged = 0;
   seg->idle = 0;
@@ -76,7 +80,9 @@ page_t *islet_page_fresh(islet_interp_t *in, unsigned cls) {
       seg = (segment_t *)h;
       break;
     }
+  if (!seg) seg = islet_orphan_inherit(in);
   if (!seg && !(seg = segment_new(in))) return NULL;
+  if (!seg->free_pages) return islet_page_fresh(in, cls); /* inherited, with no free page */
   unsigned i = (unsigned)__builtin_ctzll(seg->free_pages);
   uint64_t bit = (uint64_t)1 << i;
   bool reused = seg->touched & bit;

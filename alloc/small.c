@@ -41,6 +41,18 @@ void islet_page_drop(islet_interp_t *in, page_t *pg) {
   islet_page_retire(in, pg);
 }
 
+/* Its blocks, their bytes and its place in a class list go along. */
+void islet_page_move(islet_interp_t *from, islet_interp_t *to, page_t *pg) {
+  if (pg->state == PG_AVAIL) class_remove(from, pg);
+  from->npages--;
+  from->blocks -= pg->used;
+  from->bytes -= (size_t)pg->used * pg->bsize;
+  to->npages++;
+  to->blocks += pg->used;
+  to->bytes += (size_t)pg->used * pg->bsize;
+  if (pg->state == PG_AVAIL) class_push(to, pg);
+}
+
 /* A free made a full page available, or emptied a page: the last page of a
  * class stays, others go back to their segment. */
 void islet_page_after_free(islet_interp_t *in, page_t *pg, bool was_full) {

@@ -37,6 +37,20 @@ static int main_process(void) {
   return pid && atoll(pid) == (long long)getpid();
 }
 
+/* ISLET_PURGE_DELAY: milliseconds, negative for never; 0 (the default)
+ * when absent, and said once when it is not a whole number. */
+static long purge_delay(void) {
+  const char *s = getenv("ISLET_PURGE_DELAY");
+  if (!s) return 0;
+  char *end;
+  long v = strtol(s, &end, 10);
+  if (end != s && !*end) return v;
+  if (main_process())
+    fprintf(stderr, "islet: ISLET_PURGE_DELAY=%s is not a number of milliseconds: default used\n",
+            s);
+  return 0;
+}
+
 static void report(void) {
   if (!main_process()) return;
   if (getenv("ISLET_STATS")) islet_cpython_report(stderr, 0);
@@ -65,7 +79,8 @@ __attribute__((constructor)) static void start(void) {
   rt = (islet_config_t){
       .cross_free = (islet_cross_policy_t)pick(getenv("ISLET_CROSS_FREE"), cross, 3, 0),
       .teardown = (islet_teardown_t)pick(getenv("ISLET_TEARDOWN"), teardown, 3, 2),
-      .quarantine_max = ISLET_CPYTHON_QUARANTINE_MAX};
+      .quarantine_max = ISLET_CPYTHON_QUARANTINE_MAX,
+      .purge_delay_ms = purge_delay()};
   islet_cpython_config_t cfg = {&rt, parse_size(getenv("ISLET_LIMIT"))};
   if (islet_cpython_install(&cfg) == 0) atexit(report);
 }

@@ -11,7 +11,8 @@
  * live and who owns them.  After every step the heap's stats must agree with it; after a destroy
  * the leak report must name exactly the model's live blocks, and under the release policy none of
  * the interpreter's memory may stay resident once the reclaimer is done, and all of it stays
- * reserved (checked with mincore on the system backend).
+ * reserved (checked with mincore on the system backend).  An orphan keeps no OS page its freed
+ * blocks emptied, and a purge loses no live byte.
  *
  * Input: one byte of policy (bits 0-1 teardown, bits 2-4 singletons, bits 2-5
  * the end order, bits 6-7 both set: reclaim on the runtime's thread), then
@@ -50,6 +51,13 @@ static int preset; /* 0 none, the CPython preset per interpreter (1) or shared (
 static size_t bytes_before;          /* of the stepping interpreter, before the step */
 static unsigned char *retired[MAXB]; /* blocks of destroyed interpreters */
 static int nretired;
+static bool inherited[SLOTS]; /* the heap took an orphan's blocks over */
+typedef struct {
+  uintptr_t p, end;
+  int slot;
+} freed_t;
+static freed_t freed[MAXB]; /* small blocks freed by their live interpreter */
+static int nfreed;
 
 static void on_event(void *ctx, const islet_event_t *ev) {
   (void)ctx;
@@ -70,7 +78,19 @@ static size_t live_in(int s) {
   return n;
 }
 
+/* A heap of the orphan policy takes orphans' segments over, their blocks
+ * with them (orphan.c): the model follows islet_owner. */
+static void follow_inheritance(int s) {
+  for (int i = 0; i < nblocks; i++) {
+    if (blocks[i].slot != ORPHAN || islet_owner(blocks[i].p) != in[s]) continue;
+    if (teardown_of[s] != ISLET_TEARDOWN_ORPHAN) fail("a heap not under orphan took blocks over");
+    blocks[i].slot = s;
+    inherited[s] = true;
+  }
+}
+
 static void check_stats(int s) {
+  follow_inheritance(s);
   islet_stats_t st;
   islet_interp_stats(in[s], &st);
   size_t kept = 0;
@@ -111,6 +131,13 @@ static void add(int s, void *p, size_t size, int kind) {
 static block_t take(int i) {
   block_t b = blocks[i];
   blocks[i] = blocks[--nblocks];
+  /* a small block lies past its segment's first 128 KiB, a large one at
+   * 128 B or its alignment from its granule's start (a freed large block's
+   * range may be mapped again for a segment) */
+  uintptr_t off = (uintptr_t)b.p & ((4u << 20) - 1);
+  bool small = off >= 128u << 10 && (off & (off - 1));
+  if (!b.freelist_kind && b.slot != ORPHAN && small && nfreed < MAXB)
+    freed[nfreed++] = (freed_t){(uintptr_t)b.p, (uintptr_t)b.p + islet_usable_size(b.p), b.slot};
   check_stamp(&b);
   if (!islet_contains(b.p)) fail("a live block is not islet memory");
   islet_interp_t *owner = islet_owner(b.p);
@@ -170,6 +197,40 @@ static const char *release_error(const void *p) {
 }
 #endif
 
+/* Whether [a, e) holds part of a block the model knows live: its usable
+ * bytes, and what its size class and an ASan red zone may add past them. */
+static bool holds_live(uintptr_t a, uintptr_t e) {
+  for (int i = 0; i < nblocks; i++) {
+    uintptr_t p = (uintptr_t)blocks[i].p;
+    size_t n = islet_usable_size(blocks[i].p);
+    if (p < e && a < p + n + n / 4 + 32) return true;
+  }
+  return false;
+}
+
+/* An orphan keeps resident only the OS pages of its live blocks (purge.c):
+ * every OS page of a block s freed that holds no live block went back (or
+ * left islet with its segment).  Only the model's blocks are live now: the
+ * leak report equals them. */
+static void check_orphan_purged(int s) {
+  for (int i = 0; i < nfreed; i++) {
+    if (freed[i].slot != s) continue;
+    for (uintptr_t a = freed[i].p & ~(uintptr_t)4095; a < freed[i].end; a += 4096) {
+      unsigned char v;
+      if (holds_live(a, a + 4096) || mincore((void *)a, 4096, &v)) continue; /* or unmapped */
+      if (v & 1) fail("an orphan kept an OS page with no live block");
+    }
+  }
+}
+
+/* The blocks s freed leave the record; the records keep their order. */
+static void forget_freed(int s) {
+  int n = 0;
+  for (int i = 0; i < nfreed; i++)
+    if (freed[i].slot != s) freed[n++] = freed[i];
+  nfreed = n;
+}
+
 /* After a destroy the leak report names exactly the model's live blocks.
  * Under orphan they stay valid and owned, and other interpreters free them
  * later; otherwise, once the reclaimer is done, none of them has an owner
@@ -182,6 +243,10 @@ static void destroy(int s) {
   islet_interp_destroy(in[s], &r);
   in[s] = NULL;
   if (r.blocks != expect) fail("the leak report differs from the model's live blocks");
+  /* a heap that took blocks over ends as an orphan, whatever its policy */
+  if (r.orphaned != ((teardown == ISLET_TEARDOWN_ORPHAN || inherited[s]) && expect))
+    fail("an interpreter was orphaned, or not, against its policy");
+  if (r.orphaned) teardown = ISLET_TEARDOWN_ORPHAN;
   islet_runtime_flush(rt);
   for (int i = nblocks - 1; i >= 0; i--) {
     if (blocks[i].slot != s) continue;
@@ -204,6 +269,8 @@ static void destroy(int s) {
     if (teardown == ISLET_TEARDOWN_QUARANTINE && nretired < MAXB)
       retired[nretired++] = b.p; /* never reused */
   }
+  if (teardown == ISLET_TEARDOWN_ORPHAN) check_orphan_purged(s);
+  forget_freed(s);
 }
 
 static void bad_free(int s, uint16_t arg) {
@@ -275,7 +342,7 @@ static void step(uint8_t op, int s, uint16_t arg) {
     if (in[s])
       destroy(s);
     else if ((in[s] = islet_interp_new(rt)))
-      teardown_of[s] = teardown;
+      teardown_of[s] = teardown, inherited[s] = false;
     break;
   case 1: {
     size_t size = any_size(arg);
@@ -387,6 +454,10 @@ static void step(uint8_t op, int s, uint16_t arg) {
       if (events != before + 1) fail("a double free was not reported exactly once");
     }
     break;
+  case 15: /* free memory back to the kernel now: no live block may lose a byte */
+    islet_interp_purge(in[s]);
+    for (int i = 0; i < nblocks; i++) check_stamp(&blocks[i]);
+    break;
   default:
     add(s, islet_malloc(in[s], 16 + arg % 100000), 16 + arg % 100000, 0);
   }
@@ -402,7 +473,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (in[s] && (data[0] >> (2 + s)) & 1) destroy(s);
   islet_runtime_destroy(rt); /* with whatever is still alive */
   for (int s = 0; s < SLOTS; s++) in[s] = NULL;
-  nblocks = nretired = events = cross_events = 0;
+  nblocks = nretired = nfreed = events = cross_events = 0;
   cross_report = false;
   return 0;
 }

@@ -21,7 +21,7 @@ static void *blocks[NBLOCKS];
 
 /* Every KEEP_EVERY-th block of the first quarter stays: a quarter of those
  * pages' OS pages keep a block, and the later pages empty whole. */
-static bool kept(size_t i) {
+static bool is_kept(size_t i) {
   return i % KEEP_EVERY == 0 && i < NBLOCKS / 4;
 }
 
@@ -49,7 +49,7 @@ static void residency(size_t *in_pages, size_t *kept_os) {
   for (size_t i = 0; i < NBLOCKS; i++) {
     uintptr_t pg = (uintptr_t)blocks[i] & ~(PAGE - 1);
     if (!np || pages[np - 1] != pg) pages[np++] = pg; /* allocated page by page */
-    if (!kept(i)) continue;
+    if (!is_kept(i)) continue;
     os[nos++] = (uintptr_t)blocks[i] / OS_PAGE;
     os[nos++] = ((uintptr_t)blocks[i] + islet_usable_size(blocks[i]) - 1) / OS_PAGE;
   }
@@ -71,7 +71,7 @@ static size_t peak_then_free(islet_interp_t *in) {
     memset(blocks[i], 0xab, 64);
   }
   for (size_t i = 0; i < NBLOCKS; i++)
-    if (!kept(i)) islet_free(in, blocks[i]);
+    if (!is_kept(i)) islet_free(in, blocks[i]);
   size_t res, kept;
   residency(&res, &kept);
   return res;
@@ -213,4 +213,48 @@ Test(purge, a_negative_delay_never_purges_a_live_heap) {
   size_t res, kept;
   residency(&res, &kept);
   cr_assert_eq(res, peak);
+}
+
+/* The segment of p. */
+static uintptr_t seg_of(const void *p) {
+  return (uintptr_t)p & ~(SEG - 1);
+}
+
+Test(purge, a_new_heap_takes_over_an_orphans_segment_and_fills_its_free_space) {
+  capture_config((islet_config_t){.teardown = ISLET_TEARDOWN_ORPHAN, .reclaim_inline = 1});
+  islet_interp_t *a = islet_interp_new(rt);
+  peak_then_free(a);
+  islet_interp_destroy(a, NULL);
+  islet_interp_t *b = islet_interp_new(rt);
+  void *p = islet_malloc(b, 64);
+  cr_assert_eq(seg_of(p), seg_of(blocks[0]), "b's first block comes from the orphan's segment");
+  cr_assert_eq(islet_owner(blocks[0]), b, "and the orphan's blocks are b's now");
+  size_t kept = 0;
+  for (size_t i = 0; i < NBLOCKS; i++) kept += is_kept(i);
+  cr_assert_eq(live_blocks(b), kept + 1);
+  expect_kept_intact();
+  /* b's policy changes after it took blocks it does not know: it still ends
+   * as an orphan, and they stay valid */
+  islet_interp_set_teardown(b, ISLET_TEARDOWN_QUARANTINE);
+  islet_leak_report_t r;
+  islet_interp_destroy(b, &r);
+  cr_assert(r.orphaned);
+  cr_assert_eq(r.blocks, kept + 1);
+  expect_kept_intact();
+  expect_no_event();
+}
+
+Test(purge, a_heap_with_a_limit_or_another_policy_takes_nothing_over) {
+  capture_config((islet_config_t){.teardown = ISLET_TEARDOWN_ORPHAN, .reclaim_inline = 1});
+  islet_interp_t *a = islet_interp_new(rt);
+  peak_then_free(a);
+  islet_interp_destroy(a, NULL);
+  islet_interp_t *limited = islet_interp_new(rt), *released = islet_interp_new(rt);
+  islet_interp_set_limit(limited, 64 << 20);
+  islet_interp_set_teardown(released, ISLET_TEARDOWN_RELEASE);
+  cr_assert_neq(seg_of(islet_malloc(limited, 64)), seg_of(blocks[0]));
+  cr_assert_neq(seg_of(islet_malloc(released, 64)), seg_of(blocks[0]));
+  cr_assert_eq(islet_owner(blocks[0]), a);
+  cr_assert_eq(live_blocks(limited), 1);
+  cr_assert_eq(live_blocks(released), 1);
 }

@@ -227,7 +227,8 @@ Test(teardown, background_reclaim_starts_one_thread) {
 
 /* Orphan: live blocks stay valid and owned while other interpreters churn
  * (memory the orphan gave back would be reused by then), empty segments go
- * at once, and the heap ends with its last block. */
+ * at once, a heap of the same policy takes over the rest, and the orphan
+ * ends with its last block. */
 Test(teardown, orphan_keeps_live_blocks_and_releases_the_rest) {
   capture_runtime(ISLET_CROSS_DEFER, ISLET_BAD_REPORT, ISLET_TEARDOWN_ORPHAN);
   islet_interp_t *a = islet_interp_new(rt), *b = islet_interp_new(rt);
@@ -238,7 +239,6 @@ Test(teardown, orphan_keeps_live_blocks_and_releases_the_rest) {
   for (int i = 1; i < N; i++) islet_free(a, blk[i]);
   memset(keep, 0x5a, 1024);
   memset(big, 0xa5, 1 << 20);
-  unsigned id = islet_interp_id(a);
   islet_leak_report_t r;
   islet_interp_destroy(a, &r);
   cr_assert(r.orphaned);
@@ -249,11 +249,15 @@ Test(teardown, orphan_keeps_live_blocks_and_releases_the_rest) {
   for (int i = 0; i < 3 * N; i++) memset(islet_malloc(b, 1024), 0xee, 1024);
   for (int i = 0; i < 1024; i++) cr_assert_eq((unsigned char)keep[i], 0x5a);
   for (int i = 0; i < 1 << 20; i += 4096) cr_assert_eq((unsigned char)big[i], 0xa5);
+  cr_assert_eq(islet_owner(keep), b, "b took the orphan's segment over, keep with it");
+  cr_assert_eq(islet_owner(big), a);
   islet_free(b, keep);
-  islet_free(b, big); /* the last block: the orphan ends */
   expect_no_event();
   islet_free(b, keep);
-  expect_one_event(ISLET_EDESTROYED, keep, id);
+  expect_one_event(ISLET_EDOUBLE_FREE, keep, islet_interp_id(b));
+  islet_free(b, big); /* the orphan's last block: it ends */
+  expect_no_event();
+  cr_assert_null(islet_owner(big));
 }
 
 Test(teardown, runtime_destroy_ends_live_interpreters) {

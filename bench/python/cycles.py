@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Sub-interpreter cycles: what an ended interpreter costs in RSS, with
+islet and without, in one run.
+
+    cycles.py ISLET PYTHON [--cycles N] [--warm W] [--kind legacy|isolated]
+              [--imports a,b,...] [--bound RATIO]
+
+For each import (and all of them together) a fresh PYTHON creates a
+sub-interpreter, imports the module in it and destroys it, W times to
+warm up and then N times, and reports VmRSS growth per cycle after a
+gc.collect().  It runs once alone and once under `ISLET run`.  --kind
+isolated makes own-GIL interpreters (3.12+), legacy ones share the main
+interpreter's allocator state (all of 3.11's do).  --bound exits 1 when
+islet's growth on a row exceeds RATIO times CPython's alone (plus 4 KiB of
+slack for the page granularity of RSS).
+"""
+import argparse
+import os
+import subprocess
+import sys
+
+IMPORTS = ["json", "re", "datetime", "decimal", "collections", "asyncio", "xml.etree.ElementTree"]
+
+CHILD = r"""
+import gc, sys
+try:
+    import _interpreters as xi                      # 3.13+
+    def create(kind):
+        return xi.create(kind)
+    def run(i, src):
+        xi.run_string(i, src)
+except ImportError:
+    import _xxsubinterpreters as xi                 # 3.11, 3.12
+    def create(kind):
+        return xi.create(isolated=kind == "isolated") if sys.version_info >= (3, 12) else xi.create()
+    def run(i, src):
+        xi.run_string(i, src)
+
+def rss_kib():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+
+def cycle(kind, src):
+    i = create(kind)
+    run(i, src)
+    xi.destroy(i)
+
+kind, mods, warm, n = sys.argv[1], sys.argv[2].split(","), int(sys.argv[3]), int(sys.argv[4])
+src = "".join(f"import {m}\n" for m in mods)
+for _ in range(warm):
+    cycle(kind, src)
+gc.collect()
+before = rss_kib()
+for _ in range(n):
+    cycle(kind, src)
+gc.collect()
+print((rss_kib() - before) / n)
+"""
+
+
+def per_cycle(cmd):
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return float(out.split()[-1])
+
+
+def main(argv):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("islet")
+    ap.add_argument("python")
+    ap.add_argument("--cycles", type=int, default=60)
+    ap.add_argument("--warm", type=int, default=3)
+    ap.add_argument("--kind", choices=["legacy", "isolated"], default="legacy")
+    ap.add_argument("--imports", default=",".join(IMPORTS))
+    ap.add_argument("--bound", type=float)
+    a = ap.parse_args(argv)
+    mods = a.imports.split(",")
+    rows = [[m] for m in mods] + ([mods] if len(mods) > 1 else [])
+    print(f"{a.python}: {a.kind} sub-interpreters, {a.warm} warm-up cycles, then {a.cycles};"
+          " RSS growth per cycle in KiB")
+    print(f"{'import':24} {'alone':>8} {'islet':>8} {'ratio':>6}")
+    over = 0
+    for row in rows:
+        args = [a.kind, ",".join(row), str(a.warm), str(a.cycles)]
+        alone = per_cycle([a.python, "-c", CHILD] + args)
+        mine = per_cycle([a.islet, "run", "--", a.python, "-c", CHILD] + args)
+        name = row[0] if len(row) == 1 else "all together"
+        ratio = f"{mine / alone:5.2f}x" if alone > 0 else "   -  "
+        bad = a.bound is not None and mine > a.bound * max(alone, 0) + 4
+        over += bad
+        print(f"{name:24} {alone:8.1f} {mine:8.1f} {ratio}{'  over the bound' if bad else ''}")
+    return 1 if over else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
