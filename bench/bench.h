@@ -33,7 +33,7 @@ extern const alloc_vt_t vt_islet, vt_glibc, vt_jemalloc, vt_mimalloc, vt_pymallo
 extern const alloc_vt_t vt_islet_locked; /* one interpreter shared behind a mutex */
 extern const alloc_vt_t vt_lists;        /* no allocator: the machine's ceiling in (3) */
 
-void allocators_init(void);       /* the islet runtime; checks jemalloc is the process malloc */
+void allocators_init(void);       /* the islet runtime; checks each anchor is what it says */
 void allocators_after_fork(void); /* in a forked child: a runtime of its own */
 void allocators_fini(void);
 
