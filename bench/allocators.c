@@ -5,12 +5,14 @@
  * same indirect call and nothing else.
  *
  *   islet       one interpreter per heap, all on one runtime
- *   glibc       __libc_malloc/__libc_free: jemalloc is the process malloc
- *               here (linked in), so glibc's own entry points are called
+ *   glibc       malloc/free as libc.so.6 itself defines them, looked up in
+ *               libc alone: jemalloc is the process malloc here (linked in),
+ *               and libmimalloc exports __libc_malloc/__libc_free too
  *   jemalloc    the process malloc; allocators_init checks that it is
  *   mimalloc    one mi_heap_t per heap (per thread), freed with mi_free
- *   pymalloc    CPython 3.11's PyObject_Malloc/PyObject_Free; one thread
- *               only, since it relies on the GIL
+ *   pymalloc    CPython 3.11's PyObject_Malloc/PyObject_Free, pymalloc
+ *               whatever the environment says; one thread only, since it
+ *               relies on the GIL
  *   islet+lock  one interpreter shared by threads behind a mutex, the way a
  *               single GIL shares one heap between threads
  *   lists       not an allocator: per-heap LIFO lists of 16-byte size
@@ -23,18 +25,21 @@
 #include <Python.h>
 #include "bench.h"
 #include "islet.h"
+#include <dlfcn.h>
+#include <gnu/lib-names.h>
 #include <mimalloc.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 
-/* glibc's own entry points (exported by libc.so.6 since 2.2.5). */
-extern void *__libc_malloc(size_t size);
-extern void __libc_free(void *p);
 /* jemalloc's control interface; the rest of jemalloc is reached as malloc. */
 extern int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen);
 
 static islet_runtime_t *rt;
+/* glibc's own malloc and free, from libc.so.6 (allocators_init). */
+static void *(*libc_malloc)(size_t size);
+static void (*libc_free)(void *p);
 
 /* --- islet ------------------------------------------------------------- */
 
@@ -121,11 +126,11 @@ static void no_teardown(void *h) {
 }
 static void *glibc_m(void *h, size_t n) {
   (void)h;
-  return __libc_malloc(n);
+  return libc_malloc(n);
 }
 static void glibc_f(void *h, void *p) {
   (void)h;
-  __libc_free(p);
+  libc_free(p);
 }
 static void *je_m(void *h, size_t n) {
   (void)h;
@@ -233,8 +238,19 @@ const alloc_vt_t vt_mimalloc = {.name = "mimalloc",
 
 /* --- pymalloc ---------------------------------------------------------- */
 
+/* pymalloc by name: PYTHONMALLOC or PYTHONDEVMODE would otherwise put
+ * malloc or the debug hooks behind PyObject_Malloc, still in libpython. */
+static void py_init(void) {
+  PyPreConfig pre;
+  PyPreConfig_InitIsolatedConfig(&pre);
+  pre.allocator = PYMEM_ALLOCATOR_PYMALLOC;
+  PyStatus st = Py_PreInitialize(&pre);
+  if (PyStatus_Exception(st)) die("Py_PreInitialize: %s", st.err_msg ? st.err_msg : "failed");
+  Py_InitializeEx(0); /* this thread now holds the GIL */
+}
+
 static void *py_setup(void) {
-  if (!Py_IsInitialized()) Py_InitializeEx(0); /* this thread now holds the GIL */
+  if (!Py_IsInitialized()) py_init();
   return NULL;
 }
 static void *py_m(void *h, size_t n) {
@@ -264,7 +280,69 @@ static void check_jemalloc(void) {
   if (after - before < 4096) die("malloc is not jemalloc's: check the link order");
 }
 
+/* A handle on libc.so.6 searches libc (then the loader) only, so these are
+ * glibc's definitions whatever the libraries before it export. */
+static void find_glibc(void) {
+  void *libc = dlopen(LIBC_SO, RTLD_NOLOAD | RTLD_LAZY);
+  if (!libc) die("dlopen(%s): %s", LIBC_SO, dlerror());
+  *(void **)&libc_malloc = dlsym(libc, "malloc");
+  *(void **)&libc_free = dlsym(libc, "free");
+  if (!libc_malloc || !libc_free) die("no malloc or free in %s", LIBC_SO);
+}
+
+/* Every function an anchor calls, and where it must be defined: the start
+ * of its object's file name, or NULL for libpython or this executable. */
+typedef struct {
+  const char *anchor, *fn, *lib;
+  void *addr;
+} anchor_fn_t;
+
+/* The file name, without its directory, of the object that defines addr. */
+static const char *object_of(const void *addr, void **base) {
+  Dl_info info;
+  if (!dladdr(addr, &info) || !info.dli_fname) return NULL;
+  *base = info.dli_fbase;
+  const char *slash = strrchr(info.dli_fname, '/');
+  return slash ? slash + 1 : info.dli_fname;
+}
+
+static bool defined_in(const anchor_fn_t *a, const char *name, void *base) {
+  if (a->lib) return !strncmp(name, a->lib, strlen(a->lib));
+  void *exe = NULL;
+  return !strncmp(name, "libpython", 9) || (object_of((void *)die, &exe) && base == exe);
+}
+
+/* Symbol interposition decides which allocator an anchor really runs (the
+ * glibc column once ran mimalloc, through its __libc_malloc): check them all. */
+static void check_anchors(void) {
+  const anchor_fn_t fns[] = {
+      {"glibc", "malloc", LIBC_SO, (void *)libc_malloc},
+      {"glibc", "free", LIBC_SO, (void *)libc_free},
+      {"jemalloc", "malloc", "libjemalloc", (void *)malloc},
+      {"jemalloc", "free", "libjemalloc", (void *)free},
+      {"jemalloc", "mallctl", "libjemalloc", (void *)mallctl},
+      {"mimalloc", "mi_heap_new", "libmimalloc", (void *)mi_heap_new},
+      {"mimalloc", "mi_heap_destroy", "libmimalloc", (void *)mi_heap_destroy},
+      {"mimalloc", "mi_heap_malloc", "libmimalloc", (void *)mi_heap_malloc},
+      {"mimalloc", "mi_heap_collect", "libmimalloc", (void *)mi_heap_collect},
+      {"mimalloc", "mi_free", "libmimalloc", (void *)mi_free},
+      {"pymalloc", "PyObject_Malloc", NULL, (void *)PyObject_Malloc},
+      {"pymalloc", "PyObject_Free", NULL, (void *)PyObject_Free},
+  };
+  for (size_t i = 0; i < sizeof fns / sizeof *fns; i++) {
+    const anchor_fn_t *a = &fns[i];
+    void *base = NULL;
+    const char *name = object_of(a->addr, &base);
+    if (!name) die("the %s anchor's %s is in no loaded object", a->anchor, a->fn);
+    if (!defined_in(a, name, base))
+      die("the %s anchor's %s is defined in %s, not in %s: that column would not measure %s",
+          a->anchor, a->fn, name, a->lib ? a->lib : "libpython or islet-bench", a->anchor);
+  }
+}
+
 void allocators_init(void) {
+  find_glibc();
+  check_anchors();
   check_jemalloc();
   rt = islet_runtime_new(NULL);
   if (!rt) die("islet_runtime_new failed");

@@ -3,9 +3,10 @@
  *
  * Why one executable: all allocators run side by side in one process, on
  * the same pregenerated requests, interleaved run by run so that machine
- * noise spreads evenly; each figure is the median of several runs.
+ * noise spreads evenly; each figure is the median of several runs.  (9),
+ * RSS after a peak, is the exception: one forked child per allocator, once.
  *
- *   islet-bench            full run (30-60 s)
+ *   islet-bench            full run (1-2 min, 40 s of it (9))
  *   islet-bench --quick    tiny sizes, a CI smoke test (targets printed only)
  *   islet-bench --strict   exit 1 when a target is missed
  */
@@ -27,16 +28,19 @@ enum {
   S_THREADS = 8,
   S_CROSS = 16,
   S_TEARDOWN = 32,
-  S_OBJECTS = 64
+  S_OBJECTS = 64,
+  S_DECAY = 128
 };
-static const char *const section_names[] = {"rss",   "churn",    "lifo",   "threads",
-                                            "cross", "teardown", "objects"};
+static const char *const section_names[] = {"rss",   "churn",    "lifo",    "threads",
+                                            "cross", "teardown", "objects", "decay"};
 
 typedef struct {
   bool quick, strict;
-  unsigned runs, sections, allocs; /* bit masks; allocs: the columns of (1) and (2) */
+  unsigned runs, sections, allocs; /* bit masks; allocs: the columns of (1), (2), (9) */
   size_t ops, slots, cross_blocks, cross_rounds, teardown_reps;
   size_t teardown_k[3];
+  size_t decay_bytes;  /* (9): the peak */
+  double decay_idle_s; /* (9): the steady work after it */
 } params_t;
 
 static const params_t full = {.runs = 5,
@@ -47,7 +51,9 @@ static const params_t full = {.runs = 5,
                               .cross_blocks = 65536,
                               .cross_rounds = 8,
                               .teardown_reps = 11,
-                              .teardown_k = {1000, 10000, 100000}};
+                              .teardown_k = {1000, 10000, 100000},
+                              .decay_bytes = (size_t)512 << 20,
+                              .decay_idle_s = 5.0};
 static const params_t quick = {.quick = true,
                                .runs = 3,
                                .sections = ~0u,
@@ -57,7 +63,9 @@ static const params_t quick = {.quick = true,
                                .cross_blocks = 4096,
                                .cross_rounds = 2,
                                .teardown_reps = 3,
-                               .teardown_k = {100, 1000, 10000}};
+                               .teardown_k = {100, 1000, 10000},
+                               .decay_bytes = (size_t)16 << 20,
+                               .decay_idle_s = 0.5};
 
 /* --- targets ------------------------------------------------------------ */
 
@@ -327,6 +335,48 @@ static void objects(const params_t *p) {
   free(t.v);
 }
 
+/* (9) runs first, while no allocator in this process holds freed memory
+ * that a child would reuse unseen (see decay.c), and is printed last. */
+static void decay_measure(const params_t *p, decay_t *d) {
+  progress("(9) RSS after a peak, one forked child per allocator");
+  for (size_t a = 0; a < NALLOC; a++)
+    if (p->allocs & 1u << a) d[a] = decay_rss(allocs[a], p->decay_bytes, p->decay_idle_s);
+}
+
+/* The anchor with the least RSS after the steady work, NALLOC if none ran. */
+static size_t best_anchor(const params_t *p, const decay_t *d) {
+  size_t best = NALLOC;
+  for (size_t a = ISLET + 1; a < NALLOC; a++)
+    if (p->allocs & 1u << a && (best == NALLOC || d[a].idle_mib < d[best].idle_mib)) best = a;
+  return best;
+}
+
+static void decay_print(const params_t *p, const decay_t *d) {
+  size_t blocks = 0;
+  for (size_t a = 0; a < NALLOC; a++)
+    if (p->allocs & 1u << a) blocks = d[a].blocks;
+  printf("\n(9) RSS after a peak: %zu blocks of the mix (%zu MiB), 99%% of them freed in random "
+         "order,\n    then 1000 malloc+free every 10 ms for %.1f s: MiB above each forked "
+         "child's baseline\n",
+         blocks, p->decay_bytes >> 20, p->decay_idle_s);
+  char after[32];
+  snprintf(after, sizeof after, "after %.1f s", p->decay_idle_s);
+  printf("%-12s%10s%14s%15s\n", "", "peak", "after frees", after);
+  for (size_t a = 0; a < NALLOC; a++)
+    if (p->allocs & 1u << a)
+      printf("%-12s%10.1f%14.1f%15.1f\n", allocs[a]->name, d[a].peak_mib, d[a].freed_mib,
+             d[a].idle_mib);
+  size_t best = best_anchor(p, d);
+  if (!(p->allocs & 1u << ISLET) || best == NALLOC) return;
+  double r = d[ISLET].idle_mib / d[best].idle_mib;
+  printf("islet after %.1f s / the best anchor's (%s): %.2fx\n", p->decay_idle_s,
+         allocs[best]->name, r);
+  target(r <= 0.5,
+         "(9) RSS %.1f s after a peak: islet %.1f MiB = %.2fx the best anchor (%s, %.1f MiB), "
+         "target <= 0.50x",
+         p->decay_idle_s, d[ISLET].idle_mib, r, allocs[best]->name, d[best].idle_mib);
+}
+
 /* --- main ---------------------------------------------------------------- */
 
 /* The 1-minute load average: anything else running shows up here, and on a
@@ -361,8 +411,9 @@ static void usage(FILE *f) {
              "  --strict   exit 1 when a performance target is missed\n"
              "  --runs N   runs per measurement, median reported (default 5, quick 3)\n"
              "  --ops N    churn and LIFO operations (default 10000000)\n"
-             "  --only L   comma-separated: rss,churn,lifo,threads,cross,teardown,objects\n"
-             "  --alloc L  the allocators of (1) and (2), comma-separated:\n"
+             "  --only L   comma-separated: rss,churn,lifo,threads,cross,teardown,objects,\n"
+             "             decay\n"
+             "  --alloc L  the allocators of (1), (2) and (9), comma-separated:\n"
              "             islet,glibc,jemalloc,mimalloc,pymalloc (for profiling)\n");
 }
 
@@ -441,11 +492,14 @@ int main(int argc, char **argv) {
   unsigned long long steal0, total0, steal1, total1;
   cpu_times(&steal0, &total0);
   uint64_t t0 = now_ns();
+  decay_t decay[NALLOC] = {0};
+  if (p.sections & S_DECAY) decay_measure(&p, decay);
   single_thread(&p, &seq);
   if (p.sections & S_THREADS) threads(&p, &seq);
   if (p.sections & S_CROSS) cross(&p, &seq);
   if (p.sections & S_TEARDOWN) teardown(&p, &seq);
   if (p.sections & S_OBJECTS) objects(&p);
+  if (p.sections & S_DECAY) decay_print(&p, decay);
 
   size_t missed = 0;
   printf("\ntargets%s\n", p.quick ? " (quick run: sizes too small to judge them)" : "");

@@ -33,7 +33,7 @@ extern const alloc_vt_t vt_islet, vt_glibc, vt_jemalloc, vt_mimalloc, vt_pymallo
 extern const alloc_vt_t vt_islet_locked; /* one interpreter shared behind a mutex */
 extern const alloc_vt_t vt_lists;        /* no allocator: the machine's ceiling in (3) */
 
-void allocators_init(void);       /* the islet runtime; checks jemalloc is the process malloc */
+void allocators_init(void);       /* the islet runtime; checks each anchor is what it says */
 void allocators_after_fork(void); /* in a forked child: a runtime of its own */
 void allocators_fini(void);
 
@@ -63,6 +63,15 @@ void churn_fill(const alloc_vt_t *vt, void *heap, void **slots, const seq_t *seq
 void churn_ops(const alloc_vt_t *vt, void *heap, void **slots, const seq_t *seq);
 void churn_drain(const alloc_vt_t *vt, void *heap, void **slots, const seq_t *seq);
 
+/* decay.c: (9) RSS after a peak, in a forked child: MiB above the child's
+ * baseline with `bytes` of the mix live, once 99 % of the blocks are freed
+ * in random order, and after idle_s of 1,000 malloc+free every 10 ms. */
+typedef struct {
+  size_t blocks;
+  double peak_mib, freed_mib, idle_mib;
+} decay_t;
+decay_t decay_rss(const alloc_vt_t *vt, size_t bytes, double idle_s);
+
 /* threads.c: aggregate Mops/s of churn on n threads, each with its own heap
  * or all sharing one (shared). */
 double threads_mops(const alloc_vt_t *vt, unsigned n, bool shared, const seq_t *seq);
@@ -90,6 +99,9 @@ typedef struct {
 } objects_t;
 objects_t objects_bench(size_t n);
 
+/* fn(arg, out) in a forked child with an islet runtime of its own; the len
+ * bytes it leaves in out come back through a pipe. */
+void in_child(const char *what, void (*fn)(void *arg, void *out), void *arg, void *out, size_t len);
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
 double median(double *v, size_t n); /* sorts v */

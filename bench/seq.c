@@ -15,6 +15,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 typedef struct {
   unsigned lo, hi, weight; /* sizes lo..hi, weight in percent */
@@ -99,6 +101,29 @@ void die(const char *fmt, ...) {
   fputc('\n', stderr);
   va_end(ap);
   exit(2);
+}
+
+void in_child(const char *what, void (*fn)(void *arg, void *out), void *arg, void *out,
+              size_t len) {
+  int fd[2];
+  if (pipe(fd)) die("pipe failed");
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid < 0) die("fork failed");
+  if (pid == 0) {
+    close(fd[0]);
+    allocators_after_fork();
+    fn(arg, out);
+    _exit(write(fd[1], out, len) == (ssize_t)len ? 0 : 1);
+  }
+  close(fd[1]);
+  ssize_t n = read(fd[0], out, len);
+  close(fd[0]);
+  int status;
+  waitpid(pid, &status, 0);
+  if (n != (ssize_t)len || !WIFEXITED(status) || WEXITSTATUS(status))
+    die("%s: the forked child failed", what);
 }
 
 void *xmalloc(size_t n) {

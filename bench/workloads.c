@@ -11,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 static volatile uintptr_t sink; /* keeps the header reads alive */
 
@@ -108,36 +106,29 @@ static long maxrss_kib(void) {
   return ru.ru_maxrss;
 }
 
+typedef struct {
+  const alloc_vt_t *vt;
+  const seq_t *seq;
+} rss_arg_t;
+
+static void rss_child(void *arg, void *out) {
+  const rss_arg_t *a = arg;
+  void **slots = xcalloc(a->seq->nslots, sizeof *slots);
+  memset(slots, 0, a->seq->nslots * sizeof *slots); /* resident before the baseline */
+  void *heap = a->vt->setup();
+  long base = maxrss_kib();
+  churn_fill(a->vt, heap, slots, a->seq);
+  churn_ops(a->vt, heap, slots, a->seq);
+  *(long *)out = maxrss_kib() - base;
+}
+
 /* The child's peak RSS during fill + churn, less its RSS once the heap is
  * set up.  Run this before the allocator is used in the parent: memory the
  * parent's allocator already holds would be reused by the child without
  * counting (its pages are inherited, and already counted in the baseline). */
 double churn_rss_mib(const alloc_vt_t *vt, const seq_t *seq) {
-  int fd[2];
-  if (pipe(fd)) die("pipe failed");
-  fflush(stdout);
-  fflush(stderr);
-  pid_t pid = fork();
-  if (pid < 0) die("fork failed");
-  if (pid == 0) {
-    close(fd[0]);
-    allocators_after_fork();
-    void **slots = xcalloc(seq->nslots, sizeof *slots);
-    memset(slots, 0, seq->nslots * sizeof *slots); /* resident before the baseline */
-    void *heap = vt->setup();
-    long base = maxrss_kib();
-    churn_fill(vt, heap, slots, seq);
-    churn_ops(vt, heap, slots, seq);
-    long grown = maxrss_kib() - base;
-    _exit(write(fd[1], &grown, sizeof grown) == sizeof grown ? 0 : 1);
-  }
-  close(fd[1]);
+  rss_arg_t arg = {vt, seq};
   long grown = -1;
-  ssize_t n = read(fd[0], &grown, sizeof grown);
-  close(fd[0]);
-  int status;
-  waitpid(pid, &status, 0);
-  if (n != sizeof grown || !WIFEXITED(status) || WEXITSTATUS(status))
-    die("%s: the RSS child failed", vt->name);
+  in_child(vt->name, rss_child, &arg, &grown, sizeof grown);
   return (double)grown / 1024.0;
 }
