@@ -322,16 +322,25 @@ int islet_contains(const void *p) {
   return lg->h.kind != KIND_LARGE || large_holds(lg, p);
 }
 
+/* Whether block idx of pg is allocated: freed neither by its owner nor by
+ * another interpreter whose hand-off is still pending. */
+static bool small_live(page_t *pg, long idx) {
+  uint64_t m = (uint64_t)1 << (idx & 63);
+  return (atomic_load_explicit(&page_live(pg)[idx >> 6], memory_order_relaxed) & m) &&
+         !(atomic_load_explicit(&page_remote(pg)[idx >> 6], memory_order_relaxed) & m);
+}
+
 size_t islet_usable_size(const void *p) {
   page_t *pg;
   long idx;
   seghdr_t *h = islet_block_of(p, &pg, &idx);
   if (!h) return 0;
-  if (h->kind == KIND_LARGE) return san_usable(p, ((large_t *)h)->size);
-  if (!(atomic_load_explicit(&page_live(pg)[idx >> 6], memory_order_relaxed) &
-        ((uint64_t)1 << (idx & 63))))
-    return 0;
-  return san_usable(p, pg->bsize - h->owner->redzone);
+  if (h->kind == KIND_LARGE) {
+    large_t *lg = (large_t *)h;
+    bool live = atomic_load_explicit(&lg->state, memory_order_relaxed) == LARGE_LIVE;
+    return live ? san_usable(p, lg->size) : 0; /* not LARGE_REMOTE either */
+  }
+  return small_live(pg, idx) ? san_usable(p, pg->bsize - h->owner->redzone) : 0;
 }
 
 /* p, when a live block of in's large blocks, resized for size bytes (a large

@@ -209,7 +209,7 @@ ISLET_API void islet_free(islet_interp_t *in, void *p); /* in NULL: islet_free_a
  * stderr).  With several runtimes the report may name another runtime's
  * interpreter id: ids count per runtime. */
 ISLET_API void islet_free_any(void *p);
-ISLET_API size_t islet_usable_size(const void *p);    /* 0 for anything not an islet block */
+ISLET_API size_t islet_usable_size(const void *p);    /* 0 for anything but a live islet block */
 ISLET_API islet_interp_t *islet_owner(const void *p); /* NULL: foreign, interior, freed owner */
 /* Nonzero when p lies in memory islet manages or managed: a live heap's
  * (not the rest of a large block's last 4 MiB granule, past its end), or a
