@@ -220,13 +220,23 @@ static bool is_orphan(islet_interp_t *caller, seghdr_t *h) {
   return h->owner != caller && atomic_load_explicit(&h->owner->orphaned, memory_order_acquire);
 }
 
+/* A free of p where the owner map has no header: in the region of a freed
+ * large block, of a destroyed interpreter, or foreign. */
+static void free_unmapped(islet_interp_t *caller, void *p, uintptr_t word) {
+  if (!tomb_holds(word, p))
+    islet_report(NULL, caller, ISLET_EFOREIGN, p, 0);
+  else
+    islet_report(NULL, caller, (word & 3) == TOMB_FREED ? ISLET_EDOUBLE_FREE : ISLET_EDESTROYED, p,
+                 tomb_id(word));
+}
+
 /* Everything but an own-interpreter small free: cross-interpreter and large
  * frees, and bad pointers, which change nothing. */
 static NOINLINE void free_slow(islet_interp_t *caller, void *p) {
   if (!p) return;
   uintptr_t word = islet_map_get(p);
   if (!map_is_hdr(word)) {
-    islet_report(NULL, caller, word ? ISLET_EDESTROYED : ISLET_EFOREIGN, p, (unsigned)(word >> 2));
+    free_unmapped(caller, p, word);
     return;
   }
   seghdr_t *h = (seghdr_t *)word;
@@ -317,7 +327,7 @@ islet_interp_t *islet_owner(const void *p) {
 
 int islet_contains(const void *p) {
   uintptr_t word = islet_map_get(p);
-  if (!map_is_hdr(word)) return word != 0;
+  if (!map_is_hdr(word)) return tomb_holds(word, p);
   const large_t *lg = (const large_t *)word;
   return lg->h.kind != KIND_LARGE || large_holds(lg, p);
 }
