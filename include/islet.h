@@ -178,7 +178,10 @@ ISLET_API void islet_runtime_set_cross_policy(islet_runtime_t *rt, islet_cross_p
  * thread; this waits until all of it is. */
 ISLET_API void islet_runtime_flush(islet_runtime_t *rt);
 
-/* Interpreters.  report may be NULL. */
+/* Interpreters.  report may be NULL.  With the jemalloc backend each
+ * interpreter has a jemalloc arena of its own; past jemalloc's 4,095
+ * arenas, interpreters share them (the least shared first), so
+ * islet_interp_new fails (NULL, ISLET_ENOMEM) only for want of memory. */
 ISLET_API islet_interp_t *islet_interp_new(islet_runtime_t *rt);
 ISLET_API void islet_interp_destroy(islet_interp_t *in, islet_leak_report_t *report);
 ISLET_API unsigned islet_interp_id(const islet_interp_t *in);
