@@ -83,7 +83,7 @@ static inline bool vg_hidden(const char *c) {
 #define vg_free(p) ((void)0)
 #define vg_noaccess(p, n) ((void)0)
 #define vg_defined(p, n) ((void)0)
-#define vg_resize(p, old, n) ((void)0)
+#define vg_resize(p, old, n) ((void)(p), (void)(old), (void)(n))
 #define vg_detect() 0
 #define vg_usable(p, n) ((void)(p), (n))
 #endif
