@@ -32,6 +32,14 @@ static inline void account_alloc(islet_interp_t *in, size_t bs) {
   if (UNLIKELY((bytes > in->bytes_peak) | (blocks > in->blocks_peak))) new_peak(in);
 }
 
+/* Of a block's room, only the size bytes asked for are the caller's: ASan
+ * and Valgrind see the rest as inaccessible, and catch an overflow into it
+ * (the backend's memory is all accessible to Valgrind). */
+static void guard_room(char *p, size_t size, size_t room) {
+  san_poison(p + size, room - size);
+  vg_noaccess(p + size, room - size);
+}
+
 static void *large_alloc(islet_interp_t *in, size_t size, size_t align) {
   size_t usable = islet_large_usable(size, align);
   if (!usable) {
@@ -48,8 +56,8 @@ static void *large_alloc(islet_interp_t *in, size_t size, size_t align) {
   if (!lg) return NULL;
   account_alloc(in, lg->size);
   char *p = large_block(lg);
-  san_poison(p + size, lg->size - size);
-  vg_alloc(p, lg->size, 0);
+  vg_alloc(p, size, 0);
+  guard_room(p, size, lg->size);
   return p;
 }
 
@@ -64,11 +72,9 @@ static inline void *small_take(islet_interp_t *in, unsigned cls, size_t bs, bool
   return page_pop(in->cur[cls], vg);
 }
 
-/* vg: Valgrind may be on (the fast path knows it is not). */
-static inline void *small_done(islet_interp_t *in, void *p, size_t bs, size_t size, bool vg) {
+static inline void *small_done(islet_interp_t *in, void *p, size_t bs, size_t size) {
   account_alloc(in, bs);
   san_unpoison(p, size);
-  if (vg) vg_alloc(p, bs - in->redzone, 0); /* Valgrind: the usable size, as malloc_usable_size */
   return p;
 }
 
@@ -82,13 +88,19 @@ static NOINLINE void *small_alloc_slow(islet_interp_t *in, unsigned cls, size_t 
     islet_set_error(ISLET_ENOMEM);
     return NULL;
   }
-  return small_done(in, p, bs, size, true);
+  return small_done(in, p, bs, size);
 }
 
+/* Every small allocation but the fast path's, which Valgrind never takes.
+ * Valgrind is told of the size asked for; the rest of the block stays
+ * inaccessible to it.  (Here, not in small_alloc_slow: the fast path would
+ * have to keep size for it.) */
 static inline void *small_alloc(islet_interp_t *in, unsigned cls, size_t size) {
   size_t bs = islet_class_sizes[cls];
   void *p = small_take(in, cls, bs, true);
-  return p ? small_done(in, p, bs, size, true) : small_alloc_slow(in, cls, size);
+  p = p ? small_done(in, p, bs, size) : small_alloc_slow(in, cls, size);
+  if (p) vg_alloc(p, size, 0);
+  return p;
 }
 
 static NOINLINE void *malloc_slow(islet_interp_t *in, size_t size) {
@@ -110,7 +122,7 @@ void *islet_malloc(islet_interp_t *in, size_t size) {
     size_t bs = pg->bsize;
     void *p;
     if (LIKELY(in->bytes + bs <= in->limit) && LIKELY(p = page_pop(pg, false)))
-      return small_done(in, p, bs, size, false);
+      return small_done(in, p, bs, size);
     return small_alloc_slow(in, cls, size);
   }
   return malloc_slow(in, size);
@@ -231,13 +243,23 @@ static bool is_orphan(islet_interp_t *caller, seghdr_t *h) {
   return h->owner != caller && atomic_load_explicit(&h->owner->orphaned, memory_order_acquire);
 }
 
+/* A free of p where the owner map has no header: in the region of a freed
+ * large block, of a destroyed interpreter, or foreign. */
+static void free_unmapped(islet_interp_t *caller, void *p, uintptr_t word) {
+  if (!tomb_holds(word, p))
+    islet_report(NULL, caller, ISLET_EFOREIGN, p, 0);
+  else
+    islet_report(NULL, caller, (word & 3) == TOMB_FREED ? ISLET_EDOUBLE_FREE : ISLET_EDESTROYED, p,
+                 tomb_id(word));
+}
+
 /* Everything but an own-interpreter small free: cross-interpreter and large
  * frees, and bad pointers, which change nothing. */
 static NOINLINE void free_slow(islet_interp_t *caller, void *p) {
   if (!p) return;
   uintptr_t word = islet_map_get(p);
   if (!map_is_hdr(word)) {
-    islet_report(NULL, caller, word ? ISLET_EDESTROYED : ISLET_EFOREIGN, p, (unsigned)(word >> 2));
+    free_unmapped(caller, p, word);
     return;
   }
   seghdr_t *h = (seghdr_t *)word;
@@ -329,9 +351,17 @@ islet_interp_t *islet_owner(const void *p) {
 
 int islet_contains(const void *p) {
   uintptr_t word = islet_map_get(p);
-  if (!map_is_hdr(word)) return word != 0;
+  if (!map_is_hdr(word)) return tomb_holds(word, p);
   const large_t *lg = (const large_t *)word;
   return lg->h.kind != KIND_LARGE || large_holds(lg, p);
+}
+
+/* Whether block idx of pg is allocated: freed neither by its owner nor by
+ * another interpreter whose hand-off is still pending. */
+static bool small_live(page_t *pg, long idx) {
+  uint64_t m = (uint64_t)1 << (idx & 63);
+  return (atomic_load_explicit(&page_live(pg)[idx >> 6], memory_order_relaxed) & m) &&
+         !(atomic_load_explicit(&page_remote(pg)[idx >> 6], memory_order_relaxed) & m);
 }
 
 size_t islet_usable_size(const void *p) {
@@ -339,17 +369,18 @@ size_t islet_usable_size(const void *p) {
   long idx;
   seghdr_t *h = islet_block_of(p, &pg, &idx);
   if (!h) return 0;
-  if (h->kind == KIND_LARGE) return san_usable(p, ((large_t *)h)->size);
-  if (!(atomic_load_explicit(&page_live(pg)[idx >> 6], memory_order_relaxed) &
-        ((uint64_t)1 << (idx & 63))))
-    return 0;
-  return san_usable(p, pg->bsize - h->owner->redzone);
+  if (h->kind == KIND_LARGE) {
+    large_t *lg = (large_t *)h;
+    bool live = atomic_load_explicit(&lg->state, memory_order_relaxed) == LARGE_LIVE;
+    return live ? san_usable(p, lg->size) : 0; /* not LARGE_REMOTE either */
+  }
+  return small_live(pg, idx) ? san_usable(p, pg->bsize - h->owner->redzone) : 0;
 }
 
-/* p, when a live block of in's large blocks, resized for size bytes (a large
- * size): shrunk in place below half, grown in place, or moved without a
- * copy; NULL: it was not, or could not grow. */
-static void *resize_large(islet_interp_t *in, void *p, size_t size) {
+/* p, when a live block of in's large blocks (old bytes asked for), resized
+ * for size bytes (a large size): shrunk in place below half, grown in place,
+ * or moved without a copy; NULL: it was not, or could not grow. */
+static void *resize_large(islet_interp_t *in, void *p, size_t old, size_t size) {
   large_t *lg = (large_t *)islet_map_get(p);
   if (!map_is_hdr((uintptr_t)lg) || lg->h.kind != KIND_LARGE || lg->h.owner != in ||
       atomic_load_explicit(&lg->state, memory_order_relaxed) != LARGE_LIVE)
@@ -358,12 +389,12 @@ static void *resize_large(islet_interp_t *in, void *p, size_t size) {
   if (size <= was || islet_large_grow(in, lg, size)) {
     if (size < was / 2) islet_large_shrink(in, lg, size);
     san_unpoison(p, size); /* a shrink, a growth, or (ASan) growth into the block's room */
-    vg_resize(p, was, lg->size);
+    vg_resize(p, old, size);
   } else if (vg_on() || !(lg = islet_large_move(in, lg, size))) { /* Valgrind: a copy it sees */
     return NULL;
   }
   p = large_block(lg);
-  san_poison((char *)p + size, lg->size - size);
+  guard_room(p, size, lg->size);
   return p;
 }
 
@@ -378,9 +409,10 @@ void *islet_realloc(islet_interp_t *in, void *p, size_t size) {
   if (size <= old && size >= old / 2 && islet_owner(p) == in) {
     san_unpoison(p, size);
     san_poison((char *)p + size, old - size);
+    vg_resize(p, old, size);
     return p;
   }
-  void *q = size > ISLET_SMALL_MAX ? resize_large(in, p, size) : NULL;
+  void *q = size > ISLET_SMALL_MAX ? resize_large(in, p, old, size) : NULL;
   if (q) return q;
   q = islet_malloc(in, size);
   if (!q) return NULL;

@@ -12,7 +12,12 @@
  * interpreter rather than destroyed: jemalloc 5.3 keeps 4 KiB of metadata
  * for every arenas.create + arena.<i>.destroy pair (measured: 1,000 pairs
  * grow RSS by 3.6 MiB, 1,000 reuses by 0), and CPython embedders create and
- * end sub-interpreters by the thousand.
+ * end sub-interpreters by the thousand.  jemalloc has at most 4,095 arenas
+ * (the indices mallocx's flags encode); past them, interpreters share the
+ * arenas islet made, the least shared first, rather than fail: an arena is
+ * only a source of regions, each region is one heap's in the owner map, and
+ * a shared arena is purged and kept for the next heap when its last heap
+ * ends.
  *
  * system backend: mmap, nothing shared with anyone, and no range given
  * back to the kernel while the owner map may name it (below).
@@ -48,18 +53,50 @@ const char *islet_backend(void) {
   return "jemalloc";
 }
 
-/* Emptied arenas, process-wide like jemalloc's arena indices (at most
- * MALLOCX_ARENA_LIMIT = 4095 of them). */
-static unsigned pool[4096];
+/* jemalloc 5.3's MALLOCX_ARENA_LIMIT (in an internal header): it makes no
+ * arena index past it. */
+#define ARENA_LIMIT 4095u
+
+/* By arena index, process-wide like jemalloc's indices: how many live heaps
+ * each of islet's arenas serves (0: emptied, in the pool). */
+static unsigned heaps[ARENA_LIMIT];
+static unsigned pool[ARENA_LIMIT];
 static size_t npool;
 
+/* MALLOCX_ARENA(a) shifts an int, which overflows from arena 2,047 on
+ * (UBSan stops there): the same bits, shifted unsigned, which jemalloc
+ * reads back unsigned. */
+static int arena_flag(unsigned arena) {
+  return (int)((arena + 1u) << 20);
+}
+
+static bool arena_create(unsigned *arena) {
+  size_t sz = sizeof *arena;
+  return !mallctl("arenas.create", arena, &sz, NULL, 0) && *arena < ARENA_LIMIT;
+}
+
+/* Past jemalloc's limit: the arena of islet's that serves the fewest heaps
+ * (none is idle: the pool is empty). */
+static bool arena_share(unsigned *arena) {
+  unsigned best = 0;
+  for (unsigned a = 0; a < ARENA_LIMIT; a++)
+    if (heaps[a] && (!heaps[best] || heaps[a] < heaps[best])) best = a;
+  *arena = best;
+  return heaps[best] > 0;
+}
+
+/* All under backend_lock, arenas.create too, so that the pool, the counts
+ * and the arenas jemalloc has made agree. */
 int islet_backend_arena_new(unsigned *arena) {
   backend_acquire();
-  bool reused = npool > 0;
-  if (reused) *arena = pool[--npool];
+  bool ok = npool > 0;
+  if (ok)
+    *arena = pool[--npool];
+  else
+    ok = arena_create(arena) || arena_share(arena);
+  if (ok) heaps[*arena]++;
   backend_release();
-  size_t sz = sizeof *arena;
-  return reused || !mallctl("arenas.create", arena, &sz, NULL, 0) ? 0 : -1;
+  return ok ? 0 : -1;
 }
 
 /* jemalloc decays freed memory as its arena allocates and frees; an idle
@@ -72,12 +109,15 @@ void islet_backend_arena_purge(unsigned arena) {
 }
 
 /* The heap has ended; its regions are gone or quarantined (jemalloc never
- * touches a block it handed out, so those just stay allocated here). */
+ * touches a block it handed out, so those just stay allocated here).  The
+ * arena's last heap pools it; a heap taking it from the pool before the
+ * purge is done only finds less memory resident. */
 void islet_backend_arena_release(unsigned arena) {
-  islet_backend_arena_purge(arena);
   backend_acquire();
-  if (npool < sizeof pool / sizeof pool[0]) pool[npool++] = arena;
+  bool last = --heaps[arena] == 0;
+  if (last) pool[npool++] = arena;
   backend_release();
+  if (last) islet_backend_arena_purge(arena);
 }
 
 /* What islet gives back stays mapped in jemalloc, which only islet calls,
@@ -85,7 +125,7 @@ void islet_backend_arena_release(unsigned arena) {
  * freed large block is reported, not read silently.  (jemalloc itself is
  * not instrumented.) */
 void *islet_backend_map(unsigned arena, size_t size) {
-  void *p = mallocx(size, MALLOCX_ARENA(arena) | MALLOCX_TCACHE_NONE | MALLOCX_ALIGN(SEG_SIZE));
+  void *p = mallocx(size, arena_flag(arena) | MALLOCX_TCACHE_NONE | MALLOCX_ALIGN(SEG_SIZE));
   san_backend_acquire(&tsan_backend_token);
   if (p) san_unpoison(p, size);
   return p;

@@ -278,9 +278,15 @@ static inline unsigned islet_size_to_class(size_t size) {
 }
 
 /* map.c: address -> owner word.  A word is a seghdr_t pointer, 0, or a
- * tombstone (id << 2 | TOMB_*) left by a destroyed interpreter. */
+ * tombstone, id << TOMB_ID_SHIFT | pages << 2 | TOMB_*, that a region leaves
+ * on its granules when its interpreter is destroyed or, a large block's,
+ * when it is freed.  pages: how many of the granule's 4 KiB pages the region
+ * held (1 to 1,024), as past a large block's end its last granule may hold
+ * anyone's memory. */
 #define TOMB_RELEASED 1u
+#define TOMB_FREED 2u
 #define TOMB_QUARANTINED 3u
+#define TOMB_ID_SHIFT 13
 #define MAP_ADDR_BITS 48
 #define MAP_ROOT_BITS 12
 #define MAP_LEAF_BITS (MAP_ADDR_BITS - SEG_SHIFT - MAP_ROOT_BITS)
@@ -288,6 +294,7 @@ static inline unsigned islet_size_to_class(size_t size) {
 typedef _Atomic uintptr_t map_leaf_t[MAP_LEAF_LEN];
 extern _Atomic(map_leaf_t *) islet_map_root[1u << MAP_ROOT_BITS];
 bool islet_map_set(const void *base, size_t size, uintptr_t word);
+void islet_map_tomb(const void *base, size_t size, unsigned id, unsigned tomb);
 
 /* The word of a's granule, for any a below 2^64: an address past 2^48
  * reads some other granule's word (the free fast path compares it with the
@@ -306,6 +313,13 @@ static inline uintptr_t islet_map_get(const void *p) {
 }
 static inline bool map_is_hdr(uintptr_t w) {
   return w != 0 && (w & 3) == 0;
+}
+/* Whether w, which is no header, is a tombstone whose region held p. */
+static inline bool tomb_holds(uintptr_t w, const void *p) {
+  return (((uintptr_t)p & (SEG_SIZE - 1)) >> 12) < ((w >> 2) & ((1u << (TOMB_ID_SHIFT - 2)) - 1));
+}
+static inline unsigned tomb_id(uintptr_t w) {
+  return (unsigned)(w >> TOMB_ID_SHIFT);
 }
 
 /* backend.c */

@@ -123,7 +123,7 @@ retired_t *islet_retire_regions(islet_interp_t *in, bool quarantine, bool empty_
   if (!rec) return NULL;
   *rec = (retired_t){
       .arena = in->arena, .id = in->id, .quarantine = quarantine, .partial = empty_only};
-  uintptr_t tomb = (uintptr_t)in->id << 2 | (quarantine ? TOMB_QUARANTINED : TOMB_RELEASED);
+  unsigned tomb = quarantine ? TOMB_QUARANTINED : TOMB_RELEASED;
   for (seghdr_t *h = in->segs.next, *next; h != &in->segs; h = next) {
     next = h->next;
     if (empty_only && !segment_empty(h)) continue;
@@ -136,7 +136,7 @@ retired_t *islet_retire_regions(islet_interp_t *in, bool quarantine, bool empty_
   for (seghdr_t *h = in->larges.next; !empty_only && h != &in->larges; h = h->next)
     rec->regions[rec->nregions++] = (region_t){h, ((large_t *)h)->mapped};
   for (size_t i = 0; i < rec->nregions; i++) {
-    islet_map_set(rec->regions[i].base, rec->regions[i].size, tomb);
+    islet_map_tomb(rec->regions[i].base, rec->regions[i].size, in->id, tomb);
     rec->bytes += rec->regions[i].size;
   }
   return rec;

@@ -105,7 +105,7 @@ void islet_large_shrink(islet_interp_t *in, large_t *lg, size_t size) {
 
 /* When the space after it is taken: the pages move to a new region, so a
  * big realloc costs neither a copy nor the faults of fresh pages.  The old
- * range leaves the owner map before it goes, as in large_drop. */
+ * range leaves the owner map before it goes: someone else may map there. */
 large_t *islet_large_move(islet_interp_t *in, large_t *lg, size_t size) {
   size_t mapped, usable = resized(lg, size, &mapped), old = lg->mapped;
   if (!islet_backend_moves || !usable || in->bytes - lg->size + usable > in->limit) return NULL;
@@ -130,14 +130,17 @@ large_t *islet_large_move(islet_interp_t *in, large_t *lg, size_t size) {
   return to;
 }
 
-/* The owner's side: the block is already claimed (state not LIVE). */
+/* The owner's side: the block is already claimed (state not LIVE).  Its
+ * range keeps a tombstone naming the owner, so a second free is a double
+ * free, not a foreign pointer, until a new region reuses the range: only
+ * islet can (the system backend holds it, and only islet calls jemalloc). */
 static void large_drop(islet_interp_t *in, large_t *lg) {
   in->bytes -= lg->size;
   in->blocks--;
   list_del(&lg->h);
   in->nlarge--;
   in->mapped -= lg->mapped;
-  islet_map_set(lg, lg->mapped, 0);
+  islet_map_tomb(lg, lg->mapped, in->id, TOMB_FREED);
   san_unpoison(lg, lg->mapped);
   islet_backend_unmap(in->arena, lg, lg->mapped);
 }

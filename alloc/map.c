@@ -5,7 +5,9 @@
  * memory for any address, for every interpreter, without a lock (jemalloc's
  * arenas.lookup takes one) and without reading the address itself (it may be
  * unmapped).  Regions are granule-aligned, so only their base granule is
- * recorded: two loads answer (islet_map_get, inline in internal.h).  Leaves
+ * recorded: two loads answer (islet_map_get, inline in internal.h).  A
+ * region that is gone leaves a tombstone, so a late free of it is reported
+ * for what it is (a double free, a destroyed owner's block).  Leaves
  * are created once, with a CAS, and never freed; entries are written by the
  * owning interpreter (release) and read by anyone (acquire).
  */
@@ -50,4 +52,14 @@ bool islet_map_set(const void *base, size_t size, uintptr_t word) {
       return false;
     }
   return true;
+}
+
+/* The region [base, base + size), granule-aligned and mapped (its leaves
+ * exist), leaves id's tombstone of kind tomb on its granules. */
+void islet_map_tomb(const void *base, size_t size, unsigned id, unsigned tomb) {
+  uintptr_t a = (uintptr_t)base, end = a + size;
+  for (uintptr_t g = a; g < end; g += SEG_SIZE) {
+    uintptr_t held = end - g < SEG_SIZE ? end - g : SEG_SIZE;
+    set_one(g, (uintptr_t)id << TOMB_ID_SHIFT | (held + 4095) >> 12 << 2 | tomb);
+  }
 }

@@ -38,8 +38,7 @@ static void region_release(unsigned arena, region_t *r, bool protected) {
 static void release(retired_t *rec) {
   for (size_t i = 0; i < rec->nregions; i++) {
     if (rec->quarantine) /* the runtime ends, or the bound: the range may be reused now */
-      islet_map_set(rec->regions[i].base, rec->regions[i].size,
-                    (uintptr_t)rec->id << 2 | TOMB_RELEASED);
+      islet_map_tomb(rec->regions[i].base, rec->regions[i].size, rec->id, TOMB_RELEASED);
     region_release(rec->arena, &rec->regions[i], rec->quarantine);
   }
   /* an orphan's arena lives on; a quarantined heap's went back in process() */
@@ -149,7 +148,7 @@ void islet_reclaim_now(islet_interp_t *in) {
     for (seghdr_t *h = lists[l]->next, *next; h != lists[l]; h = next) {
       next = h->next;
       region_t r = {h, h->kind == KIND_LARGE ? ((large_t *)h)->mapped : SEG_SIZE};
-      islet_map_set(h, r.size, (uintptr_t)in->id << 2 | TOMB_RELEASED);
+      islet_map_tomb(h, r.size, in->id, TOMB_RELEASED);
       unpoison(&r);
       region_release(in->arena, &r, false);
     }

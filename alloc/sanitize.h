@@ -18,34 +18,24 @@
 #define __has_feature(x) 0
 #endif
 
-#if defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer)
-#include <sanitizer/asan_interface.h>
-#define ISLET_ASAN 1
-#define san_poison(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
-#define san_unpoison(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-/* What the caller asked for, as ASan's malloc_usable_size answers: the bytes
- * before the first poisoned one.  islet poisons a live block only past the
- * requested size, so the poisoned bytes are a suffix and a binary search
- * finds the first one in O(log n) shadow reads (a scan of a 100 KB block
- * cost the fuzzer a tenth of its time in realloc). */
-static inline size_t san_usable(const void *p, size_t n) {
+/* What the caller asked for of the n bytes of a live block at p, as ASan's
+ * and memcheck's malloc_usable_size answer: the bytes before the first one
+ * the tool sees as inaccessible.  islet hides a live block only past the
+ * requested size, so those bytes are a suffix and a binary search finds
+ * the first one in O(log n) probes (a scan of a 100 KB block cost the
+ * fuzzer a tenth of its time in realloc). */
+static inline size_t requested_size(const void *p, size_t n, bool (*hidden)(const char *)) {
   const char *c = p;
-  size_t lo = 0, hi = n; /* [0, lo) unpoisoned, [hi, n) poisoned */
+  size_t lo = 0, hi = n; /* [0, lo) accessible, [hi, n) not */
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    if (__asan_address_is_poisoned(c + mid))
+    if (hidden(c + mid))
       hi = mid;
     else
       lo = mid + 1;
   }
   return lo;
 }
-#else
-#define ISLET_ASAN 0
-#define san_poison(p, n) ((void)(p), (void)(n))
-#define san_unpoison(p, n) ((void)(p), (void)(n))
-#define san_usable(p, n) ((void)(p), (n))
-#endif
 
 #if defined(__SANITIZE_THREAD__) || __has_feature(thread_sanitizer)
 void __tsan_acquire(void *addr);
@@ -82,14 +72,36 @@ extern bool islet_vg; /* running under Valgrind, set once at runtime creation */
     if (vg_on()) VALGRIND_RESIZEINPLACE_BLOCK((p), (old), (n), 0);                                 \
   } while (0)
 #define vg_detect() (RUNNING_ON_VALGRIND != 0)
+static inline bool vg_hidden(const char *c) {
+  char vbits;
+  return VALGRIND_GET_VBITS(c, &vbits, 1) == 3; /* 3: not addressable; nothing reported */
+}
+#define vg_usable(p, n) (vg_on() ? requested_size((p), (n), vg_hidden) : (n))
 #else
 #define vg_on() 0
 #define vg_alloc(p, n, zeroed) ((void)0)
 #define vg_free(p) ((void)0)
 #define vg_noaccess(p, n) ((void)0)
 #define vg_defined(p, n) ((void)0)
-#define vg_resize(p, old, n) ((void)0)
+#define vg_resize(p, old, n) ((void)(p), (void)(old), (void)(n))
 #define vg_detect() 0
+#define vg_usable(p, n) ((void)(p), (n))
+#endif
+
+#if defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer)
+#include <sanitizer/asan_interface.h>
+#define ISLET_ASAN 1
+#define san_poison(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define san_unpoison(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+static inline bool asan_hidden(const char *c) {
+  return __asan_address_is_poisoned(c);
+}
+#define san_usable(p, n) requested_size((p), (n), asan_hidden)
+#else
+#define ISLET_ASAN 0
+#define san_poison(p, n) ((void)(p), (void)(n))
+#define san_unpoison(p, n) ((void)(p), (void)(n))
+#define san_usable(p, n) vg_usable((p), (n)) /* Valgrind is never on under ASan */
 #endif
 
 /* Bytes added after each small block so that an overflow lands in poisoned

@@ -188,7 +188,10 @@ ISLET_API void islet_runtime_set_cross_policy(islet_runtime_t *rt, islet_cross_p
  * thread; this waits until all of it is. */
 ISLET_API void islet_runtime_flush(islet_runtime_t *rt);
 
-/* Interpreters.  report may be NULL. */
+/* Interpreters.  report may be NULL.  With the jemalloc backend each
+ * interpreter has a jemalloc arena of its own; past jemalloc's 4,095
+ * arenas, interpreters share them (the least shared first), so
+ * islet_interp_new fails (NULL, ISLET_ENOMEM) only for want of memory. */
 ISLET_API islet_interp_t *islet_interp_new(islet_runtime_t *rt);
 ISLET_API void islet_interp_destroy(islet_interp_t *in, islet_leak_report_t *report);
 ISLET_API unsigned islet_interp_id(const islet_interp_t *in);
@@ -218,19 +221,20 @@ ISLET_API void islet_free(islet_interp_t *in, void *p); /* in NULL: islet_free_a
 
 /* No interpreter needed.  A bad pointer given to islet_free_any is
  * reported to its owner's runtime when that interpreter lives, and
- * otherwise (foreign, or its interpreter destroyed) to the default runtime
- * (the first one made; after it ends, the next one made; with none, to
- * stderr).  With several runtimes the report may name another runtime's
- * interpreter id: ids count per runtime. */
+ * otherwise (foreign, a freed large block, or its interpreter destroyed) to
+ * the default runtime (the first one made; after it ends, the next one
+ * made; with none, to stderr).  With several runtimes the report may name
+ * another runtime's interpreter id: ids count per runtime. */
 ISLET_API void islet_free_any(void *p);
-ISLET_API size_t islet_usable_size(const void *p);    /* 0 for anything not an islet block */
+ISLET_API size_t islet_usable_size(const void *p);    /* 0 for anything but a live islet block */
 ISLET_API islet_interp_t *islet_owner(const void *p); /* NULL: foreign, interior, freed owner */
-/* Nonzero when p lies in memory islet manages or managed: a live heap's
- * (not the rest of a large block's last 4 MiB granule, past its end), or a
- * destroyed interpreter's while its tombstone stands (quarantine: until
- * the runtime ends; release: until islet maps the range again).  A wrapper
- * around another allocator routes a free by it: nobody else can map where
- * this says yes (islet keeps such ranges reserved, or jemalloc keeps them). */
+/* Nonzero when p lies in memory islet manages or managed: a live heap's, or
+ * a freed large block's or a destroyed interpreter's while its tombstone
+ * stands (quarantine: until the runtime ends; otherwise until islet maps
+ * the range again); never the rest of a large block's last 4 MiB granule,
+ * past its end.  A wrapper around another allocator routes a free by it:
+ * nobody else can map where this says yes (islet keeps such ranges
+ * reserved, or jemalloc keeps them). */
 ISLET_API int islet_contains(const void *p);
 /* islet_free(in, p) and 1 when islet_contains(p); 0, and nothing done,
  * for other memory, which the wrapper hands to the allocator it wraps.

@@ -3,7 +3,12 @@
  * expects the tool to report it (tests/expect-report.sh), so a tool that
  * stops seeing islet memory fails the build.  Mode "clean" commits none.
  *
- *   sancheck uaf|large-uaf|overflow|leak|race|mortal|reuse|refcnt|clean
+ *   sancheck uaf|large-uaf|overflow|overflow-request|large-overflow-request|leak|race|mortal|
+ *            reuse|refcnt|clean
+ *
+ * overflow reads one byte past the block's usable size; overflow-request one
+ * past the size asked for, inside the size class's room, and
+ * large-overflow-request the same past what a realloc asked of a large block.
  *
  * The TSan controls (race, mortal, reuse, refcnt) keep each racing access in
  * its own non-inlined function, so the compiler cannot fold an increment and
@@ -79,6 +84,14 @@ int main(int argc, char **argv) {
     rc = big[1000];
   } else if (!strcmp(mode, "overflow")) {
     rc = p[islet_usable_size((void *)p)]; /* one past what the block may use */
+  } else if (!strcmp(mode, "overflow-request")) {
+    volatile char *q = islet_malloc(in, 40); /* a class of 48 bytes or more */
+    rc = q[40];
+    islet_free(in, (void *)q);
+  } else if (!strcmp(mode, "large-overflow-request")) {
+    volatile char *big = islet_realloc(in, islet_malloc(in, 100000), 150000);
+    rc = big[150000];
+    islet_free(in, (void *)big);
   } else if (!strcmp(mode, "leak")) {
     p = NULL; /* lost, and the interpreter is never destroyed */
     return 0;

@@ -102,6 +102,32 @@ Test(cross, realloc_of_another_interpreters_block_moves_it_home) {
   islet_free(b, q);
 }
 
+/* A block another interpreter freed is freed from that moment, small or
+ * large, as after a local free, though its owner has not taken it back:
+ * realloc must not hand it out again (ASan's poison would hide this). */
+Test(cross, a_block_freed_by_another_is_not_live_before_its_owner_collects) {
+  islet_interp_t *a = islet_interp_new(rt), *b = islet_interp_new(rt);
+  void *blocks[] = {islet_malloc(a, 64), islet_malloc(a, 100000)};
+  size_t fits[] = {60, 90000}; /* what a live block would resize in place */
+  for (int i = 0; i < 2; i++) {
+    void *p = blocks[i];
+    islet_free(b, p);
+    cr_assert_eq(islet_usable_size(p), 0, "block %d", i);
+    cr_assert_eq(islet_owner(p), a);
+    cr_assert_null(islet_realloc(a, p, fits[i]), "block %d handed out again", i);
+    expect_one_event(ISLET_EDOUBLE_FREE, p, islet_interp_id(a));
+    cr_assert_null(islet_realloc(b, p, fits[i]));
+    expect_one_event(ISLET_EDOUBLE_FREE, p, islet_interp_id(a));
+  }
+  islet_stats_t sa = stats(a);
+  cr_assert_eq(sa.blocks, 2);
+  cr_assert_eq(sa.remote_pending, 2);
+  cr_assert_eq(stats(b).blocks, 0);
+  islet_interp_collect(a);
+  cr_assert_eq(stats(a).blocks, 0);
+  expect_no_event();
+}
+
 /* Threads: each publishes its block i, then frees the other's block i. */
 typedef struct {
   islet_interp_t *self;

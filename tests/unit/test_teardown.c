@@ -281,6 +281,34 @@ Test(teardown, many_create_destroy_cycles) {
   }
 }
 
+/* More live interpreters than jemalloc has arenas (4,095, and an arena
+ * index from 2,047 on overflowed MALLOCX_ARENA's int, which UBSan stops
+ * at): past them interpreters share arenas, and an arena serves the next
+ * heap only when its last one has ended. */
+Test(teardown, five_thousand_live_interpreters) {
+  setup_default();
+  enum { N = 5000 };
+  static islet_interp_t *in[N];
+  static char *small[N], *big[N];
+  for (int i = 0; i < N; i++) {
+    in[i] = islet_interp_new(rt);
+    cr_assert_not_null(in[i], "interpreter %d: %s", i + 1, islet_strerror(islet_last_error()));
+    small[i] = islet_malloc(in[i], 16);
+    big[i] = islet_malloc(in[i], ISLET_SMALL_MAX + 1);
+    cr_assert(small[i] && big[i], "interpreter %d: %s", i + 1, islet_strerror(islet_last_error()));
+    small[i][0] = big[i][ISLET_SMALL_MAX] = (char)i;
+  }
+  for (int i = 0; i < N; i++) {
+    cr_assert(islet_owner(small[i]) == in[i] && islet_owner(big[i]) == in[i]);
+    cr_assert(small[i][0] == (char)i && big[i][ISLET_SMALL_MAX] == (char)i);
+    islet_leak_report_t r;
+    islet_interp_destroy(in[i], &r);
+    cr_assert_eq(r.blocks, 2);
+    cr_assert_eq(r.large_blocks, 1);
+  }
+  expect_no_event();
+}
+
 /* The process's virtual size (field 0) or resident size (field 1), in
  * bytes, from /proc/self/statm. */
 static size_t statm_bytes(int field) {
