@@ -19,17 +19,26 @@ static NOINLINE bool over_limit(islet_interp_t *in, size_t bs) {
   return true;
 }
 
-static NOINLINE void new_peak(islet_interp_t *in) {
+/* A new peak, or a tick (purge.c); p is the block just allocated, for the
+ * tail call. */
+static NOINLINE void *account_slow(islet_interp_t *in, void *p) {
   if (in->bytes > in->bytes_peak) in->bytes_peak = in->bytes;
   if (in->blocks > in->blocks_peak) in->blocks_peak = in->blocks;
+  if (!in->tick_left) islet_purge_tick(in);
+  return p;
 }
 
 /* A new peak is rare once a heap has grown: a running maximum of a random
- * walk moves about sqrt(n) times in n steps. */
-static inline void account_alloc(islet_interp_t *in, size_t bs) {
+ * walk moves about sqrt(n) times in n steps.  The allocation count counts
+ * down to the next tick: its decrement is the count's own increment, one
+ * more test joins the peak's, and a heap that churns from its free lists
+ * (which takes no other slow path) still ticks. */
+static inline void *account_alloc(islet_interp_t *in, size_t bs, void *p) {
   size_t bytes = in->bytes += bs, blocks = ++in->blocks;
-  in->allocs++;
-  if (UNLIKELY((bytes > in->bytes_peak) | (blocks > in->blocks_peak))) new_peak(in);
+  if (UNLIKELY(--in->tick_left == 0) ||
+      UNLIKELY((bytes > in->bytes_peak) | (blocks > in->blocks_peak)))
+    return account_slow(in, p);
+  return p;
 }
 
 /* Of a block's room, only the size bytes asked for are the caller's: ASan
@@ -49,16 +58,14 @@ static void *large_alloc(islet_interp_t *in, size_t size, size_t align) {
   /* large blocks freed by others come back here, or nothing would ever
    * bring them back to an interpreter that only allocates large blocks */
   if (atomic_load_explicit(&in->any_pending, memory_order_relaxed)) islet_collect(in);
-  purge_maybe(in); /* a heap that allocates only large blocks purges its small pages too */
   if (UNLIKELY(usable > in->limit || in->bytes + usable > in->limit) && over_limit(in, usable))
     return NULL;
   large_t *lg = islet_large_alloc(in, size, align);
   if (!lg) return NULL;
-  account_alloc(in, lg->size);
   char *p = large_block(lg);
   vg_alloc(p, size, 0);
   guard_room(p, size, lg->size);
-  return p;
+  return account_alloc(in, lg->size, p);
 }
 
 /* The redzone on the fast path, which Valgrind never takes (in->redzone is
@@ -73,9 +80,8 @@ static inline void *small_take(islet_interp_t *in, unsigned cls, size_t bs, bool
 }
 
 static inline void *small_done(islet_interp_t *in, void *p, size_t bs, size_t size) {
-  account_alloc(in, bs);
   san_unpoison(p, size);
-  return p;
+  return account_alloc(in, bs, p);
 }
 
 /* The class's current page had no block for us, or the limit is in the

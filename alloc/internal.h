@@ -137,10 +137,12 @@ struct islet_interp {
   size_t bytes, limit, blocks;     /* limit: SIZE_MAX when none (apart from blocks: gcc would
                                       pair bytes and blocks in SSE registers) */
   size_t redzone;
-  size_t fast_max; /* sizes 1..fast_max take the malloc fast path (none under Valgrind) */
+  size_t fast_max;  /* sizes 1..fast_max take the malloc fast path (none under Valgrind) */
+  size_t tick_left; /* allocations until the next tick (purge.c) */
   _Atomic uint64_t any_pending; /* some segment or large block has remote frees */
   /* cold */
-  size_t bytes_peak, blocks_peak, allocs, limit_hits;
+  size_t bytes_peak, blocks_peak, limit_hits;
+  size_t allocs; /* made before the last tick (islet_allocs) */
   size_t remote_processed, remote_sent, bad_frees;
   size_t nsegs, npages, nlarge, mapped;
   page_t *pages[ISLET_SIZE_CLASSES]; /* each class's pages with a free block */
@@ -155,8 +157,7 @@ struct islet_interp {
   _Atomic bool orphaned;             /* ended, blocks still live (orphan.c) */
   bool inherited;                    /* took over an orphan's segment: ends as an orphan */
   size_t orphan_mapped;              /* mapped at the orphan's last purge */
-  /* purge.c: the decay of free memory, checked on the allocation slow path */
-  size_t purge_mark;  /* allocs at the last look at the clock */
+  /* purge.c: the decay of free memory, looked at on every tick */
   uint64_t purge_at;  /* the next pass, in CLOCK_MONOTONIC_COARSE ns */
   uint64_t purge_gap; /* ns between passes; UINT64_MAX: never */
 };
@@ -228,13 +229,13 @@ int islet_immortalize_fin(struct islet_object *ob, void (*fin)(struct islet_obje
                           void *ctx);
 
 /* purge.c: free memory of a heap goes back to the kernel.  A live heap
- * gives back what stayed free for its delay, looked at on the allocation
- * slow path after PURGE_CHECK_ALLOCS allocations; an orphan, all at once. */
-#define PURGE_CHECK_ALLOCS 1024
+ * gives back what stayed free for its delay, looked at every TICK_ALLOCS
+ * allocations (a tick); an orphan, all at once. */
+#define TICK_ALLOCS 1024
 void islet_purge_init(islet_interp_t *in, long delay_ms);
 void islet_purge_tick(islet_interp_t *in);
-static inline void purge_maybe(islet_interp_t *in) {
-  if (UNLIKELY(in->allocs - in->purge_mark >= PURGE_CHECK_ALLOCS)) islet_purge_tick(in);
+static inline size_t islet_allocs(const islet_interp_t *in) { /* all time */
+  return in->allocs + TICK_ALLOCS - in->tick_left;
 }
 /* Every segment of in: its free pages, the free OS pages of its pages in
  * use and its bitmaps' free rows; force: now, else only what was free at

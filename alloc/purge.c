@@ -15,11 +15,12 @@
  * purge_delay and jemalloc's dirty_decay_ms do: a pass every delay marks
  * what is free, and the next one purges what is still free, so free memory
  * goes back between one and two delays after it was freed.  The clock is
- * read on the allocation slow path only, once per PURGE_CHECK_ALLOCS
- * allocations (the counter is kept anyway): the fast paths do no new work,
- * and a heap that stops allocating keeps its free memory until
- * islet_interp_purge.  Time, not an allocation count, sets the delay: the
- * memory a heap wastes is wasted per second, whatever it allocates.
+ * read once per TICK_ALLOCS allocations, when the allocation count, which
+ * counts down, reaches 0: the count's decrement replaces its increment, so
+ * the fast path pays one predicted branch, and no other slow path is
+ * needed (a heap churning from its free lists never takes one).  A heap
+ * that stops allocating keeps its free memory until islet_interp_purge.  Time, not an allocation
+ * count, sets the delay: the memory a heap wastes is wasted per second, whatever it allocates.
  *
  * Who: the owner only (or orphan_lock, for an orphan).  Other threads
  * write only the remote bitmap, never a block, and only for a live block,
@@ -131,6 +132,7 @@ void islet_purge_pass(islet_interp_t *in, bool force) {
 }
 
 void islet_purge_init(islet_interp_t *in, long delay_ms) {
+  in->tick_left = TICK_ALLOCS;
   if (!delay_ms) delay_ms = ISLET_PURGE_DELAY_DEFAULT;
   in->purge_gap = delay_ms < 0 ? UINT64_MAX : (uint64_t)delay_ms * 1000000u;
 }
@@ -142,7 +144,8 @@ static uint64_t coarse_ns(void) {
 }
 
 void islet_purge_tick(islet_interp_t *in) {
-  in->purge_mark = in->allocs;
+  in->allocs += TICK_ALLOCS;
+  in->tick_left = TICK_ALLOCS;
   if (in->purge_gap == UINT64_MAX) return;
   uint64_t now = coarse_ns();
   if (now < in->purge_at) return;

@@ -122,7 +122,6 @@ static void list_corrupt(islet_interp_t *in, page_t *pg) {
  * here, one by one; with none left, blocks freed by others are taken back
  * (once: others may keep freeing), then a fresh page is borrowed. */
 void *islet_small_alloc_slow(islet_interp_t *in, unsigned cls) {
-  purge_maybe(in);
   bool collected = false;
   for (page_t *pg;
        (pg = in->cur[cls]) != &islet_empty_page || (!collected && atomic_load(&in->any_pending));) {

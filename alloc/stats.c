@@ -13,7 +13,7 @@ void islet_interp_stats(islet_interp_t *in, islet_stats_t *s) {
       .bytes_peak = in->bytes_peak,
       .blocks = in->blocks,
       .blocks_peak = in->blocks_peak,
-      .allocs = in->allocs,
+      .allocs = islet_allocs(in),
       .segments = in->nsegs,
       .pages = in->npages,
       .large_blocks = in->nlarge,
