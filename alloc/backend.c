@@ -46,6 +46,31 @@ static void backend_release(void) {
   pthread_mutex_unlock(&backend_lock);
 }
 
+/* Whether MADV_DONTNEED zero-fills here.  Linux does; qemu-user once
+ * returned 0 and did nothing, which jemalloc probes for as well (jemalloc
+ * PR #2005). */
+static bool dontneed_zeroes(void) {
+  static _Atomic int known; /* 0: not probed, 1: zeroes, 2: does not */
+  int k = atomic_load_explicit(&known, memory_order_relaxed);
+  if (k) return k == 1;
+  volatile char *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  bool yes = false;
+  if (p != MAP_FAILED) {
+    p[0] = 1;
+    yes = madvise((void *)p, 4096, MADV_DONTNEED) == 0 && p[0] == 0;
+    munmap((void *)p, 4096);
+  }
+  atomic_store_explicit(&known, yes ? 1 : 2, memory_order_relaxed);
+  return yes;
+}
+
+/* Regions are private anonymous mappings, so giving the pages to the
+ * kernel makes them read as zeros, faulted in only when used. */
+void islet_backend_zero(void *p, size_t n) {
+  n = (n + 4095) & ~(size_t)4095;
+  if (!dontneed_zeroes() || madvise(p, n, MADV_DONTNEED)) memset(p, 0, n);
+}
+
 #ifdef ISLET_BACKEND_JEMALLOC
 #include <jemalloc/jemalloc.h>
 
@@ -138,30 +163,9 @@ void islet_backend_unmap(unsigned arena, void *p, size_t size) {
   dallocx(p, MALLOCX_TCACHE_NONE);
 }
 
-/* Whether MADV_DONTNEED zero-fills here.  Linux does; qemu-user once
- * returned 0 and did nothing, which jemalloc probes for as well (jemalloc
- * PR #2005). */
-static bool dontneed_zeroes(void) {
-  static _Atomic int known; /* 0: not probed, 1: zeroes, 2: does not */
-  int k = atomic_load_explicit(&known, memory_order_relaxed);
-  if (k) return k == 1;
-  volatile char *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  bool yes = false;
-  if (p != MAP_FAILED) {
-    p[0] = 1;
-    yes = madvise((void *)p, 4096, MADV_DONTNEED) == 0 && p[0] == 0;
-    munmap((void *)p, 4096);
-  }
-  atomic_store_explicit(&known, yes ? 1 : 2, memory_order_relaxed);
-  return yes;
-}
-
-/* jemalloc may hand out memory islet gave back, with anything in it.  Its
- * regions are private anonymous mappings, so giving the pages to the kernel
- * makes them read as zeros, faulted in only when used. */
+/* jemalloc may hand out memory islet gave back, with anything in it. */
 void islet_backend_clear(void *p, size_t n) {
-  n = (n + 4095) & ~(size_t)4095;
-  if (!dontneed_zeroes() || madvise(p, n, MADV_DONTNEED)) memset(p, 0, n);
+  islet_backend_zero(p, n);
 }
 
 const bool islet_backend_moves = false; /* jemalloc's rallocx copies */

@@ -101,7 +101,12 @@ typedef struct segment {
 
 typedef struct large {
   seghdr_t h;
-  uint32_t off; /* of the block from the header (no pointer: see page_t) */
+  /* Not used: where a segment keeps its pending flags, so that a freeing
+   * thread's late flag of the emptied segment this header may replace
+   * (large.c) lands here. */
+  _Atomic uint64_t pending;
+  uint32_t off;    /* of the block from the header (no pointer: see page_t) */
+  bool in_segment; /* in an emptied segment of its heap's, which it goes back to */
   size_t size, mapped;
   _Atomic int state; /* LARGE_LIVE, LARGE_REMOTE */
   struct large *rnext;
@@ -115,6 +120,7 @@ _Static_assert(PAGE_WORDS == 64 && sizeof(uint64_t[PAGE_WORDS]) == 8 * sizeof(pa
 _Static_assert(PAGE_OS_PAGES == 16 && 2 * sizeof(uint64_t[SEG_PAGES][PAGE_WORDS]) / OS_PAGE <= 32,
                "see os_idle, os_purged and meta_purged");
 _Static_assert(sizeof(large_t) <= LARGE_HDR, "large header too big");
+_Static_assert(offsetof(large_t, pending) == offsetof(segment_t, pending), "see large_t");
 _Static_assert((uint64_t)PAGE_SIZE *ISLET_SMALL_MAX <= (uint64_t)1 << 32,
                "page_block_index divides exactly only up to 2^32");
 _Static_assert(ISLET_MAX_ALIGN < SEG_SIZE, "a large block must start in its first granule");
@@ -347,10 +353,18 @@ void islet_backend_atfork(void);
 /* The n bytes at p (page-aligned, of a region just mapped) read as zeros,
  * without touching what the kernel can zero itself. */
 void islet_backend_clear(void *p, size_t n);
+/* The same for n bytes of a region in use: their memory goes back too. */
+void islet_backend_zero(void *p, size_t n);
 
 /* segment.c */
 page_t *islet_page_fresh(islet_interp_t *in, unsigned cls);
 void islet_segment_own(segment_t *seg, islet_interp_t *in);
+/* An empty segment of in's, out of its list, for a large block of up to
+ * SEG_SIZE bytes with its header; NULL when in has none. */
+void *islet_segment_take(islet_interp_t *in);
+/* The granule of a large block made by islet_segment_take, whose block is
+ * gone, is in's empty segment again. */
+void islet_segment_give(islet_interp_t *in, void *granule);
 void islet_page_retire(islet_interp_t *in, page_t *pg);
 static inline segment_t *seg_of(const void *p) {
   return (segment_t *)((uintptr_t)p & ~(SEG_SIZE - 1));

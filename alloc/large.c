@@ -25,6 +25,7 @@ large_t *islet_large_alloc(islet_interp_t *in, size_t size, size_t align) {
   size_t hdr = header_size(align);
   size_t mapped = hdr + islet_large_usable(size, align);
   large_t *lg = islet_region_map(in, mapped);
+  bool in_segment = !lg && mapped <= SEG_SIZE && (lg = islet_segment_take(in));
   if (!lg) {
     islet_set_error(ISLET_ENOMEM);
     return NULL;
@@ -38,8 +39,10 @@ large_t *islet_large_alloc(islet_interp_t *in, size_t size, size_t align) {
   lg->size = mapped - hdr;
   lg->mapped = mapped;
   lg->rnext = NULL;
+  lg->in_segment = in_segment;
+  atomic_init(&lg->pending, 0);
   atomic_init(&lg->state, LARGE_LIVE);
-  if (!islet_map_set(lg, mapped, (uintptr_t)lg)) {
+  if (!in_segment && !islet_map_set(lg, mapped, (uintptr_t)lg)) {
     islet_backend_unmap(in->arena, lg, mapped);
     islet_set_error(ISLET_ENOMEM);
     return NULL;
@@ -77,6 +80,11 @@ static void account_resize(islet_interp_t *in, large_t *lg, size_t usable, size_
 bool islet_large_grow(islet_interp_t *in, large_t *lg, size_t size) {
   size_t mapped, usable = resized(lg, size, &mapped), old = lg->mapped;
   if (!usable || mapped <= old || in->bytes + (mapped - old) > in->limit) return false;
+  if (lg->in_segment) { /* its granule is mapped whole, and the map names it */
+    if (mapped > SEG_SIZE) return false;
+    account_resize(in, lg, usable, mapped);
+    return true;
+  }
   if (!islet_backend_resize(lg, old, mapped)) return false;
   /* only the new granules: a failed map_set clears what it was given */
   uintptr_t from = granule_up((uintptr_t)lg + old), end = (uintptr_t)lg + mapped;
@@ -92,7 +100,7 @@ bool islet_large_grow(islet_interp_t *in, large_t *lg, size_t size) {
  * being copied to a new region.  Granules past the new end leave the map. */
 void islet_large_shrink(islet_interp_t *in, large_t *lg, size_t size) {
   size_t mapped, usable = resized(lg, size, &mapped), old = lg->mapped;
-  if (mapped >= old) return;
+  if (mapped >= old || lg->in_segment) return; /* that one is kept whole */
   uintptr_t end = granule_up((uintptr_t)lg + mapped), was = (uintptr_t)lg + old;
   if (end < was) islet_map_set((void *)end, was - end, 0);
   san_unpoison((char *)lg + mapped, old - mapped); /* its shadow outlives it */
@@ -108,7 +116,9 @@ void islet_large_shrink(islet_interp_t *in, large_t *lg, size_t size) {
  * range leaves the owner map before it goes: someone else may map there. */
 large_t *islet_large_move(islet_interp_t *in, large_t *lg, size_t size) {
   size_t mapped, usable = resized(lg, size, &mapped), old = lg->mapped;
-  if (!islet_backend_moves || !usable || in->bytes - lg->size + usable > in->limit) return NULL;
+  if (!islet_backend_moves || lg->in_segment || !usable ||
+      in->bytes - lg->size + usable > in->limit)
+    return NULL;
   large_t *to = islet_backend_map(in->arena, mapped);
   if (!to) return NULL;
   if (!islet_map_set(to, mapped, 0)) { /* its leaves, before the header is there */
@@ -140,6 +150,10 @@ static void large_drop(islet_interp_t *in, large_t *lg) {
   list_del(&lg->h);
   in->nlarge--;
   in->mapped -= lg->mapped;
+  if (lg->in_segment) { /* its granule serves small blocks again */
+    islet_segment_give(in, lg);
+    return;
+  }
   islet_map_tomb(lg, lg->mapped, in->id, TOMB_FREED);
   san_unpoison(lg, lg->mapped);
   islet_backend_unmap(in->arena, lg, lg->mapped);

@@ -14,13 +14,10 @@ void islet_segment_own(segment_t *seg, islet_interp_t *in) {
   atomic_store_explicit(&seg->h.fast_owner, vg_on() ? NO_FAST_OWNER : in, memory_order_relaxed);
 }
 
-static segment_t *segment_new(islet_interp_t *in) {
-  segment_t *seg = islet_region_map(in, SEG_SIZE);
-  if (!seg) return NULL;
-  /* A zero descriptor (magic 0) makes any pointer into its page interior,
-   * and zero bitmaps need no clearing when a page is first used, so only
-   * the header's pages in use are ever touched. */
-  islet_backend_clear(seg, sizeof *seg);
+/* A zero descriptor (magic 0) makes any pointer into its page interior,
+ * and zero bitmaps need no clearing when a page is first used, so only the
+ * header's pages in use are ever touched: seg's header reads as zeros. */
+static void segment_init(islet_interp_t *in, segment_t *seg) {
   vg_defined(seg, sizeof *seg);
   seg->h.kind = KIND_SMALL;
   islet_segment_own(seg, in);
@@ -30,15 +27,54 @@ static segment_t *segment_new(islet_interp_t *in) {
   seg->touched = 0;
   seg->meta_purged = 0;
   atomic_init(&seg->pending, 0);
-  if (!islet_map_set(seg, SEG_SIZE, (uintptr_t)seg)) {
-    islet_backend_unmap(in->arena, seg, SEG_SIZE);
-    return NULL;
-  }
+}
+
+static void segment_link(islet_interp_t *in, segment_t *seg) {
   vg_noaccess((char *)seg + META_PAGES * PAGE_SIZE, SEG_SIZE - META_PAGES * PAGE_SIZE);
   list_push(in->segs.prev, &seg->h); /* at the tail: pages come from the oldest first */
   in->nsegs++;
   in->mapped += SEG_SIZE;
+}
+
+static segment_t *segment_new(islet_interp_t *in) {
+  segment_t *seg = islet_region_map(in, SEG_SIZE);
+  if (!seg) return NULL;
+  islet_backend_clear(seg, sizeof *seg);
+  segment_init(in, seg);
+  if (!islet_map_set(seg, SEG_SIZE, (uintptr_t)seg)) {
+    islet_backend_unmap(in->arena, seg, SEG_SIZE);
+    return NULL;
+  }
+  segment_link(in, seg);
   return seg;
+}
+
+/* Out of address space (RLIMIT_AS), a heap whose small blocks went may
+ * still need a large one: an empty segment becomes its region, in place.
+ * The granule keeps its mapping and its owner-map word (the header's
+ * address either way), so a freeing thread that flags the segment late
+ * writes a field the large header does not use (large_t.pending); given
+ * back to the backend, the range could fault or be anyone's. */
+void *islet_segment_take(islet_interp_t *in) {
+  islet_collect(in); /* no remote free may be left on its way into it */
+  for (seghdr_t *h = in->segs.next; h != &in->segs; h = h->next) {
+    segment_t *seg = (segment_t *)h;
+    if (seg->free_pages != USABLE_PAGES || atomic_load(&seg->pending)) continue;
+    list_del(h);
+    in->nsegs--;
+    in->mapped -= SEG_SIZE;
+    islet_backend_zero(seg, SEG_SIZE);
+    san_unpoison(seg, SEG_SIZE);
+    return seg;
+  }
+  return NULL;
+}
+
+void islet_segment_give(islet_interp_t *in, void *granule) {
+  islet_backend_zero(granule, SEG_SIZE);
+  san_unpoison(granule, SEG_SIZE);
+  segment_init(in, granule);
+  segment_link(in, granule);
 }
 
 /* Clears what a page's earlier use may have left: its live bits are 0 (it

@@ -390,3 +390,52 @@ Test(teardown, an_allocation_waits_for_memory_on_its_way_back) {
   cr_assert_neq(WEXITSTATUS(st), 1, "the child could not fill its address space");
   cr_assert_eq(WEXITSTATUS(st), 0, "no memory while a destroyed heap's was on its way back");
 }
+
+/* Out of address space, a heap whose small blocks are all gone turns an
+ * emptied segment into a large block's region, and back into small pages
+ * when that block goes. */
+static int large_from_emptied_segments(void) {
+  islet_interp_t *in = islet_interp_new(rt), *other = islet_interp_new(rt);
+  enum { MAX = 400000 };
+  static void *blk[MAX];
+  struct rlimit lim = {statm_bytes(0) + ((size_t)256 << 20), RLIM_INFINITY};
+  if (setrlimit(RLIMIT_AS, &lim)) return 1;
+  size_t n = 0;
+  while (n < MAX && (blk[n] = islet_malloc(in, 1000))) n++;
+  if (n == MAX || n < 1000 || islet_last_error() != ISLET_ENOMEM) return 1;
+  for (size_t i = 0; i < n; i++) islet_free(in, blk[i]);
+  char *big = islet_malloc(in, 200000);
+  if (!big) return 2;
+  memset(big, 0x5a, 200000);
+  char *grown = islet_realloc(in, big, 3 << 20); /* in place when in a granule of its own */
+  if (!grown || grown[199999] != 0x5a) return 3;
+  islet_free(in, grown);
+  for (size_t i = 0; i < n; i++) /* every small block fits again */
+    if (!(blk[i] = islet_malloc(in, 1000))) return 4;
+  if (live_blocks(in) != n) return 5;
+  for (size_t i = 0; i < n; i++) islet_free(in, blk[i]);
+  /* such a block freed by another interpreter, and one left to teardown */
+  if (!(big = islet_malloc(in, 200000))) return 2;
+  islet_free(other, big);
+  islet_interp_collect(in);
+  if (live_blocks(in) != 0 || !(big = islet_malloc(in, 200000))) return 5;
+  islet_leak_report_t r;
+  islet_interp_destroy(in, &r);
+  return r.blocks == 1 && r.large_blocks == 1 && nevents == 0 ? 0 : 5;
+}
+
+Test(teardown, emptied_segments_serve_a_large_block_when_the_address_space_runs_out) {
+  if (UNDER_ASAN) cr_skip_test("ASan's shadow does not fit under RLIMIT_AS");
+  setup_default();
+  pid_t pid = fork();
+  if (pid == 0) _exit(large_from_emptied_segments());
+  int st;
+  cr_assert_eq(waitpid(pid, &st, 0), pid);
+  cr_assert(WIFEXITED(st), "the child crashed: signal %d", WTERMSIG(st));
+  cr_assert_neq(WEXITSTATUS(st), 1, "the child could not fill its address space");
+  cr_assert_neq(WEXITSTATUS(st), 2, "no large block from the emptied segments");
+  cr_assert_neq(WEXITSTATUS(st), 3, "the large block could not grow to 3 MiB");
+  cr_assert_neq(WEXITSTATUS(st), 4, "its segment did not serve small blocks again");
+  cr_assert_neq(WEXITSTATUS(st), 5, "a cross free, the stats or the leak report went wrong");
+  cr_assert_eq(WEXITSTATUS(st), 0);
+}
