@@ -3,16 +3,22 @@
 islet and without, in one run.
 
     cycles.py ISLET PYTHON [--cycles N] [--warm W] [--kind legacy|isolated]
-              [--imports a,b,...] [--bound RATIO]
+              [--imports a,b,...] [--bound RATIO] [--bound-final RATIO]
 
 For each import (and all of them together) a fresh PYTHON creates a
 sub-interpreter, imports the module in it and destroys it, W times to
-warm up and then N times, and reports VmRSS growth per cycle after a
-gc.collect().  It runs once alone and once under `ISLET run`.  --kind
-isolated makes own-GIL interpreters (3.12+), legacy ones share the main
-interpreter's allocator state (all of 3.11's do).  --bound exits 1 when
-islet's growth on a row exceeds RATIO times CPython's alone (plus 4 KiB of
-slack for the page granularity of RSS).
+warm up and then N times.  It reports VmRSS growth per cycle over the N
+cycles, after a gc.collect(), and VmRSS at the end.  It runs once alone
+and once under `ISLET run`.  --kind isolated makes own-GIL interpreters
+(3.12+); legacy ones share the main interpreter's allocator state (all of
+3.11's do).  --bound exits 1 when islet's growth on a row exceeds RATIO
+times CPython's alone (plus 4 KiB of slack for the page granularity of
+RSS), --bound-final when its RSS at the end does.
+
+Growth per cycle favours an allocator that kept memory at the start: the
+next interpreters fill it before RSS grows.  islet gives an ended
+interpreter's free memory back at once, so the RSS at the end is the
+other half of the comparison.
 """
 import argparse
 import os
@@ -56,13 +62,15 @@ before = rss_kib()
 for _ in range(n):
     cycle(kind, src)
 gc.collect()
-print((rss_kib() - before) / n)
+after = rss_kib()
+print((after - before) / n, after)
 """
 
 
-def per_cycle(cmd):
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return float(out.split()[-1])
+def measure(cmd):
+    """Growth per cycle and RSS at the end, KiB."""
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.split()
+    return float(out[-2]), int(out[-1])
 
 
 def main(argv):
@@ -74,22 +82,27 @@ def main(argv):
     ap.add_argument("--kind", choices=["legacy", "isolated"], default="legacy")
     ap.add_argument("--imports", default=",".join(IMPORTS))
     ap.add_argument("--bound", type=float)
+    ap.add_argument("--bound-final", type=float)
     a = ap.parse_args(argv)
     mods = a.imports.split(",")
     rows = [[m] for m in mods] + ([mods] if len(mods) > 1 else [])
-    print(f"{a.python}: {a.kind} sub-interpreters, {a.warm} warm-up cycles, then {a.cycles};"
-          " RSS growth per cycle in KiB")
-    print(f"{'import':24} {'alone':>8} {'islet':>8} {'ratio':>6}")
+    print(f"{a.python}: {a.kind} sub-interpreters, {a.warm} warm-up cycles, then {a.cycles}")
+    print(f"{'':24} {'RSS growth per cycle, KiB':>26}   {'RSS at the end, MiB':>22}")
+    print(f"{'import':24} {'alone':>8} {'islet':>8} {'ratio':>8}   {'alone':>6} {'islet':>6}"
+          f" {'ratio':>8}")
     over = 0
     for row in rows:
         args = [a.kind, ",".join(row), str(a.warm), str(a.cycles)]
-        alone = per_cycle([a.python, "-c", CHILD] + args)
-        mine = per_cycle([a.islet, "run", "--", a.python, "-c", CHILD] + args)
+        alone, end_alone = measure([a.python, "-c", CHILD] + args)
+        mine, end_mine = measure([a.islet, "run", "--", a.python, "-c", CHILD] + args)
         name = row[0] if len(row) == 1 else "all together"
-        ratio = f"{mine / alone:5.2f}x" if alone > 0 else "   -  "
+        ratio = f"{mine / alone:7.2f}x" if alone > 0 else "      - "
         bad = a.bound is not None and mine > a.bound * max(alone, 0) + 4
+        bad |= a.bound_final is not None and end_mine > a.bound_final * end_alone
         over += bad
-        print(f"{name:24} {alone:8.1f} {mine:8.1f} {ratio}{'  over the bound' if bad else ''}")
+        print(f"{name:24} {alone:8.1f} {mine:8.1f} {ratio}   {end_alone / 1024:6.1f}"
+              f" {end_mine / 1024:6.1f} {end_mine / end_alone:7.2f}x"
+              f"{'  over the bound' if bad else ''}")
     return 1 if over else 0
 
 
