@@ -244,9 +244,11 @@ static inline size_t islet_allocs(const islet_interp_t *in) { /* all time */
   return in->allocs + TICK_ALLOCS - in->tick_left;
 }
 /* Every segment of in: its free pages, the free OS pages of its pages in
- * use and its bitmaps' free rows; force: now, else only what was free at
- * the last pass too. */
-void islet_purge_pass(islet_interp_t *in, bool force);
+ * use and its bitmaps' free rows: only what was free at the last pass too
+ * (decayed), or all of it now; an orphan's zero remote rows too. */
+typedef enum { PURGE_DECAYED, PURGE_ALL, PURGE_ORPHAN } purge_how_t;
+void islet_purge_pass(islet_interp_t *in, purge_how_t how);
+void islet_purge_adopted(segment_t *seg);            /* a live heap took seg over from an orphan */
 void islet_purge_page(page_t *pg, bool force);       /* the free OS pages of pg, a page in use */
 void islet_purge_forget(segment_t *seg, unsigned i); /* page i of seg is used again */
 /* One MADV_DONTNEED per run of set bits of mask, bit i standing for the
@@ -280,8 +282,9 @@ extern const uint8_t islet_small_classes[1024 / 16 + 1]; /* by (size + 15) / 16 
 /* A table up to 1 KiB: the mix of small sizes would mispredict a branch. */
 static inline unsigned islet_size_to_class(size_t size) {
   if (LIKELY(size <= 1024)) return islet_small_classes[(size + 15) >> 4];
+  if (size <= 2048) return 40 + (unsigned)((size - 1025) >> 7);
   unsigned lg = 63u - (unsigned)__builtin_clzll(size - 1); /* size in (2^lg, 2^(lg+1)] */
-  return 32 + (lg - 9) * 4 + (unsigned)((size - 1) >> (lg - 2)) - 4;
+  return 48 + (lg - 11) * 4 + (unsigned)((size - 1) >> (lg - 2)) - 4;
 }
 
 /* map.c: address -> owner word.  A word is a seghdr_t pointer, 0, or a

@@ -53,7 +53,7 @@ void islet_orphan_tidy(islet_interp_t *o) {
   }
   drop_empty_pages(o);
   release_empty_segments(o);
-  islet_purge_pass(o, true);
+  islet_purge_pass(o, PURGE_ORPHAN);
   if (o->mapped < o->orphan_mapped) islet_backend_arena_purge(o->arena);
   o->orphan_mapped = o->mapped;
 }
@@ -89,6 +89,7 @@ static void move_segment(islet_interp_t *o, islet_interp_t *in, segment_t *seg) 
   for (uint64_t inuse = ~seg->free_pages & USABLE_PAGES; inuse; inuse &= inuse - 1)
     islet_page_move(o, in, &seg->pages[__builtin_ctzll(inuse)]);
   islet_segment_own(seg, in);
+  islet_purge_adopted(seg); /* its remote rows may be written again */
   list_push(in->segs.prev, &seg->h);
   in->nsegs++;
   in->mapped += SEG_SIZE;

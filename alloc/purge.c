@@ -102,13 +102,20 @@ static void rows_purge(segment_t *seg, _Atomic uint64_t *rows, unsigned bit) {
  * all of them did. */
 #define ROW_PAGES (OS_PAGE / sizeof(uint64_t[PAGE_WORDS]))
 #define ROW_GROUPS (SEG_PAGES / ROW_PAGES)
-static void rows_purge_all(segment_t *seg) {
+/* An orphan's remote rows take no write (its frees are made under
+ * orphan_lock, through the live bitmap), so those that read 0 go too, for
+ * pages in use as well; a live heap's may be written at any time. */
+static void rows_purge_all(segment_t *seg, bool orphan) {
   uint64_t gone = seg->purged | ~USABLE_PAGES, group = ((uint64_t)1 << ROW_PAGES) - 1;
   for (unsigned g = 0; g < ROW_GROUPS; g++) {
-    if (((gone >> (g * ROW_PAGES)) & group) != group) continue;
-    rows_purge(seg, &seg->live[g * ROW_PAGES][0], g);
-    rows_purge(seg, &seg->remote[g * ROW_PAGES][0], ROW_GROUPS + g);
+    bool free = ((gone >> (g * ROW_PAGES)) & group) == group;
+    if (free) rows_purge(seg, &seg->live[g * ROW_PAGES][0], g);
+    if (free || orphan) rows_purge(seg, &seg->remote[g * ROW_PAGES][0], ROW_GROUPS + g);
   }
+}
+
+void islet_purge_adopted(segment_t *seg) {
+  seg->meta_purged &= ~(((1u << ROW_GROUPS) - 1) << ROW_GROUPS);
 }
 
 void islet_purge_forget(segment_t *seg, unsigned i) {
@@ -118,7 +125,8 @@ void islet_purge_forget(segment_t *seg, unsigned i) {
   seg->meta_purged &= ~(1u << i / ROW_PAGES | 1u << (ROW_GROUPS + i / ROW_PAGES));
 }
 
-void islet_purge_pass(islet_interp_t *in, bool force) {
+void islet_purge_pass(islet_interp_t *in, purge_how_t how) {
+  bool force = how != PURGE_DECAYED;
   for (seghdr_t *h = in->segs.next; h != &in->segs; h = h->next) {
     segment_t *seg = (segment_t *)h;
     uint64_t fr = seg->free_pages & ~seg->purged, due = force ? fr : fr & seg->idle;
@@ -127,7 +135,7 @@ void islet_purge_pass(islet_interp_t *in, bool force) {
     seg->purged |= due;
     for (uint64_t inuse = ~seg->free_pages & USABLE_PAGES; inuse; inuse &= inuse - 1)
       islet_purge_page(&seg->pages[__builtin_ctzll(inuse)], force);
-    rows_purge_all(seg);
+    rows_purge_all(seg, how == PURGE_ORPHAN);
   }
 }
 
@@ -150,10 +158,10 @@ void islet_purge_tick(islet_interp_t *in) {
   uint64_t now = coarse_ns();
   if (now < in->purge_at) return;
   in->purge_at = now + in->purge_gap;
-  islet_purge_pass(in, false);
+  islet_purge_pass(in, PURGE_DECAYED);
 }
 
 void islet_interp_purge(islet_interp_t *in) {
   islet_collect(in); /* blocks freed by others are free memory too */
-  islet_purge_pass(in, true);
+  islet_purge_pass(in, PURGE_ALL);
 }

@@ -143,7 +143,7 @@ typedef struct {
 #define ISLET_PURGE_DELAY_DEFAULT 1000
 
 /* Size classes of small blocks (16 B .. 16 KiB); larger blocks are "large". */
-#define ISLET_SIZE_CLASSES 52
+#define ISLET_SIZE_CLASSES 60
 #define ISLET_SMALL_MAX 16384
 #define ISLET_LEAK_ADDRS 16
 #define ISLET_MAX_ALIGN ((size_t)2 << 20) /* islet_aligned_alloc: EINVAL above */
