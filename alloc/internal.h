@@ -492,18 +492,6 @@ static inline uint64_t page_blocks_in(const page_t *pg, unsigned w) {
   return n >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << n) - 1;
 }
 
-/* The header of the block p, with its page and index for small blocks; NULL
- * for foreign and interior pointers (whether p is live is the caller's). */
-static inline seghdr_t *islet_block_of(const void *p, page_t **pg, long *idx) {
-  uintptr_t word = islet_map_get(p);
-  if (!map_is_hdr(word)) return NULL;
-  seghdr_t *h = (seghdr_t *)word;
-  if (h->kind == KIND_LARGE) return p == large_block((large_t *)h) ? h : NULL;
-  *pg = &((segment_t *)h)->pages[page_index(p)];
-  *idx = page_block_index(*pg, p);
-  return *idx >= 0 ? h : NULL;
-}
-
 /* large.c */
 /* The usable size of a large block of size bytes, 0 when it overflows. */
 size_t islet_large_usable(size_t size, size_t align);

@@ -95,10 +95,7 @@ int islet_freelist_push(islet_interp_t *in, unsigned kind, void *p) {
     if (ls->disabled) islet_set_error(ISLET_EDISABLED);
     return 0;
   }
-  page_t *pg;
-  long idx;
-  seghdr_t *h = islet_block_of(p, &pg, &idx);
-  islet_interp_t *owner = h ? h->owner : NULL;
+  islet_interp_t *owner = islet_owner(p);
   if (owner != in) { /* a free list never holds another interpreter's memory */
     l->st.refused++;
     islet_report(in->rt, in, ISLET_EISOLATION, p, owner ? owner->id : 0);

@@ -251,3 +251,60 @@ Test(bad_plain, report_without_hook_prints_one_line, .init = cr_redirect_stderr)
   cr_assert_stderr_eq_str(expect);
   islet_runtime_destroy(plain);
 }
+
+/* Every entry point answers a pointer from one classification: README's
+ * bad-input table, row by row, for free, try_free, realloc, usable_size,
+ * owner and contains alike. */
+typedef struct {
+  const char *what;
+  void *p;
+  islet_error_t err; /* what a free reports; ISLET_OK: it frees */
+  unsigned owner_id;
+  islet_interp_t *owner;
+  int contains;
+} row_t;
+
+static void expect_row(islet_interp_t *caller, const row_t *r) {
+  cr_assert_eq(islet_usable_size(r->p), 0, "%s: usable size", r->what);
+  cr_assert_eq(islet_owner(r->p), r->owner, "%s: owner", r->what);
+  cr_assert_eq(islet_contains(r->p), r->contains, "%s: contains", r->what);
+  cr_assert_null(islet_realloc(caller, r->p, 100), "%s: realloc", r->what);
+  expect_one_event(r->err, r->p, r->owner_id);
+  cr_assert_eq(islet_try_free(caller, r->p), r->contains, "%s: try_free", r->what);
+  if (r->contains) expect_one_event(r->err, r->p, r->owner_id);
+  islet_free(caller, r->p);
+  expect_one_event(r->err, r->p, r->owner_id);
+}
+
+Test(bad, every_entry_point_answers_from_one_classification) {
+  islet_interp_t *a = islet_interp_new(rt), *b = islet_interp_new(rt);
+  islet_interp_t *gone = islet_interp_new(rt);
+  islet_interp_set_teardown(gone, ISLET_TEARDOWN_QUARANTINE); /* its range stays islet's */
+  unsigned ida = islet_interp_id(a), idgone = islet_interp_id(gone);
+  static int on_stack;
+  char *live = islet_malloc(a, 64), *freed = islet_malloc(a, 64), *remote = islet_malloc(a, 64);
+  char *large = islet_malloc(a, 100000), *dead = islet_malloc(gone, 64);
+  islet_malloc(a, 64); /* keeps the page in use */
+  islet_free(a, freed);
+  islet_free(b, remote); /* not taken back yet */
+  islet_free(a, large);
+  islet_interp_destroy(gone, NULL);
+  islet_runtime_flush(rt);
+  expect_no_event();
+  const row_t rows[] = {
+      {"foreign", &on_stack, ISLET_EFOREIGN, 0, NULL, 0},
+      {"destroyed", dead, ISLET_EDESTROYED, idgone, NULL, 1},
+      {"a freed large block", large, ISLET_EDOUBLE_FREE, ida, NULL, 1},
+      {"interior", live + 16, ISLET_EINTERIOR, ida, NULL, 1},
+      {"free", freed, ISLET_EDOUBLE_FREE, ida, a, 1},
+      {"freed by another", remote, ISLET_EDOUBLE_FREE, ida, a, 1},
+  };
+  for (unsigned i = 0; i < sizeof rows / sizeof *rows; i++) expect_row(b, &rows[i]);
+  /* and a live block: each entry point sees it as one */
+  cr_assert_geq(islet_usable_size(live), 64);
+  cr_assert_eq(islet_owner(live), a);
+  cr_assert(islet_contains(live));
+  cr_assert_eq(islet_try_free(b, live), 1); /* a cross free */
+  expect_no_event();
+  cr_assert_eq(islet_usable_size(live), 0);
+}

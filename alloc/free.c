@@ -1,0 +1,172 @@
+/* Free: islet_free, islet_try_free, islet_free_any.
+ *
+ * Why here: the own-interpreter small free is the fast path and should read
+ * top to bottom: owner map, page, block index by multiplication, clear the
+ * live bit, push the block, with no lock and no atomic read-modify-write.
+ * Everything else classifies the pointer once (classify.h) and acts on the
+ * class: a live block of another interpreter goes back through the remote
+ * hand-off (remote.c, large.c) or, when its interpreter has ended, under the
+ * orphans' lock (orphan.c); anything but a live block is reported and
+ * changes nothing.
+ */
+#include "classify.h"
+
+static void cross_free(islet_interp_t *caller, void *p, unsigned owner_id) {
+  if (caller) {
+    caller->remote_sent++;
+    if (islet_cross_policy(caller->rt) != ISLET_CROSS_DEFER)
+      islet_report(caller->rt, caller, ISLET_ECROSS, p, owner_id);
+  }
+}
+
+/* A block with a remote free pending is still live in its page, so a local
+ * free of it must look at the remote bitmap: only when the segment flags the
+ * page, which keeps that cache line out of the common case. */
+static inline bool remote_pending(segment_t *seg, page_t *pg, unsigned w, uint64_t m) {
+  return (atomic_load_explicit(&seg->pending, memory_order_relaxed) &
+          ((uint64_t)1 << seg_page_index(seg, pg))) &&
+         (atomic_load_explicit(&page_remote(pg)[w], memory_order_relaxed) & m);
+}
+
+/* Clears p's live bit (bits: the word's value), pushes it on its page's free
+ * list, takes it off the books and makes its page the class's current one.
+ * A page that was full goes back to its class's list, and one that empties
+ * may go back to its segment: out of line, so a free into a full page (one
+ * in 13 under churn) costs a call, not a second lookup. */
+static inline __attribute__((always_inline)) void block_freed(islet_interp_t *in, page_t *pg,
+                                                              long idx, _Atomic uint64_t *lw,
+                                                              uint64_t bits, uint64_t m, void *p,
+                                                              bool vg) {
+  san_poison(p, pg->bsize);
+  atomic_store_explicit(lw, bits & ~m, memory_order_relaxed);
+  page_push(pg, (unsigned)idx, p, vg);
+  in->bytes -= pg->bsize;
+  in->blocks--;
+  bool was_full = pg->state == PG_FULL;
+  if (UNLIKELY(was_full | (--pg->used == 0)))
+    islet_page_after_free(in, pg, was_full);
+  else
+    in->cur[pg->cls] = pg; /* reuse what was just freed: it is in cache */
+}
+
+/* The owner's free of its block idx of pg (the owner, or orphan_lock for
+ * an orphan, is the only writer of its live bit). */
+static void free_small_local(islet_interp_t *in, segment_t *seg, page_t *pg, long idx, void *p,
+                             islet_interp_t *caller) {
+  unsigned w = (unsigned)idx >> 6;
+  uint64_t m = (uint64_t)1 << (idx & 63);
+  _Atomic uint64_t *lw = &page_live(pg)[w];
+  uint64_t bits = atomic_load_explicit(lw, memory_order_relaxed);
+  if (UNLIKELY(!(bits & m) || remote_pending(seg, pg, w, m))) {
+    islet_report(in->rt, caller, ISLET_EDOUBLE_FREE, p, in->id);
+    return;
+  }
+  vg_free(p);
+  block_freed(in, pg, idx, lw, bits, m, p, vg_on());
+}
+
+/* A live block of an ended interpreter (orphan.c): freed as its owner
+ * would, under the lock its tidying takes, unless a live heap took its
+ * segment over meanwhile (then it is classified again). */
+static void orphan_free(islet_interp_t *caller, void *p, const ptr_class_t *c) {
+  islet_interp_t *o = c->h->owner;
+  islet_runtime_t *rt = o->rt; /* tidying may end o */
+  pthread_mutex_lock(&rt->orphan_lock);
+  if (c->h->owner != o) {
+    pthread_mutex_unlock(&rt->orphan_lock);
+    ptr_class_t again = classify(p);
+    islet_free_classified(caller, p, &again);
+    return;
+  }
+  cross_free(caller, p, c->owner_id);
+  page_t *pg = c->h->kind == KIND_LARGE ? NULL : c->pg; /* a large block's header goes */
+  if (pg)
+    free_small_local(o, (segment_t *)c->h, pg, c->idx, p, caller);
+  else
+    islet_large_free(o, (large_t *)c->h);
+  islet_orphan_freed(o, pg);
+  pthread_mutex_unlock(&rt->orphan_lock);
+}
+
+/* A live block: its owner's free, an orphan's, or the hand-off to a live
+ * owner. */
+static void free_live(islet_interp_t *caller, void *p, const ptr_class_t *c) {
+  islet_interp_t *owner = c->h->owner;
+  if (owner != caller && atomic_load_explicit(&owner->orphaned, memory_order_acquire)) {
+    orphan_free(caller, p, c);
+  } else if (c->h->kind == KIND_LARGE) {
+    if (owner != caller) cross_free(caller, p, c->owner_id);
+    islet_large_free(caller, (large_t *)c->h);
+  } else if (owner == caller) {
+    free_small_local(caller, (segment_t *)c->h, c->pg, c->idx, p, caller);
+  } else {
+    cross_free(caller, p, c->owner_id);
+    islet_remote_free_small(caller, (segment_t *)c->h, c->pg, c->idx);
+  }
+}
+
+void islet_free_classified(islet_interp_t *caller, void *p, const ptr_class_t *c) {
+  static const islet_error_t bad[] = {
+      [P_FOREIGN] = ISLET_EFOREIGN,   [P_DESTROYED] = ISLET_EDESTROYED,
+      [P_FREED] = ISLET_EDOUBLE_FREE, [P_INTERIOR] = ISLET_EINTERIOR,
+      [P_FREE] = ISLET_EDOUBLE_FREE,  [P_REMOTE] = ISLET_EDOUBLE_FREE};
+  if (c->state == P_LIVE)
+    free_live(caller, p, c);
+  else
+    islet_report(c->h ? c->h->owner->rt : NULL, caller, bad[c->state], p, c->owner_id);
+}
+
+/* Everything but an own-interpreter small free. */
+static NOINLINE void free_slow(islet_interp_t *caller, void *p) {
+  if (!p) return;
+  ptr_class_t c = classify(p);
+  islet_free_classified(caller, p, &c);
+}
+
+/* The fast path: a live block of in's own small pages with no remote free
+ * pending on it (its page's list changes out of line when the page was full
+ * or empties).  False for everything else (and for every free under
+ * Valgrind, see fast_owner), which changes nothing. */
+static inline __attribute__((always_inline)) bool free_fast(islet_interp_t *in, void *p) {
+  /* seg comes from p, not from the map: the loads below need not wait for
+   * the map's, only the branch on it (a large block's header is its
+   * granule's base too, with no fast owner; no segment starts at 0) */
+  segment_t *seg = seg_of(p);
+  if (LIKELY(map_word((uintptr_t)p) == (uintptr_t)seg && seg &&
+             atomic_load_explicit(&seg->h.fast_owner, memory_order_relaxed) == in)) {
+    page_t *pg = page_of(p);
+    long idx = page_slot(pg, p);
+    if (LIKELY(idx >= 0)) {
+      _Atomic uint64_t *lw = block_live_word(p, idx);
+      uint64_t m = (uint64_t)1 << (idx & 63);
+      uint64_t bits = atomic_load_explicit(lw, memory_order_relaxed);
+      uint64_t pending = atomic_load_explicit(&seg->pending, memory_order_relaxed);
+      if (LIKELY((bits & m) && !(pending & (uint64_t)1 << page_index(p)))) {
+        block_freed(in, pg, idx, lw, bits, m, p, false);
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+/* A leaf: everything but the fast path is one tail call away. */
+void islet_free(islet_interp_t *in, void *p) {
+  if (!free_fast(in, p)) free_slow(in, p);
+}
+
+/* One lookup decides between islet's memory and the wrapped allocator's. */
+static NOINLINE int try_free_slow(islet_interp_t *in, void *p) {
+  ptr_class_t c = classify(p);
+  if (c.state == P_FOREIGN) return 0;
+  islet_free_classified(in, p, &c);
+  return 1;
+}
+
+int islet_try_free(islet_interp_t *in, void *p) {
+  return free_fast(in, p) ? 1 : try_free_slow(in, p);
+}
+
+void islet_free_any(void *p) {
+  free_slow(NULL, p);
+}
