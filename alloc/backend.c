@@ -156,8 +156,13 @@ void *islet_backend_map(unsigned arena, size_t size) {
   return p;
 }
 
+/* A region goes back to the arena that made it, which need not be the
+ * heap's (a heap may take an orphan's segment over, orphan.c), so purging
+ * the heap's arena would leave it resident: a region of a granule or more
+ * gives its pages back itself. */
 void islet_backend_unmap(unsigned arena, void *p, size_t size) {
   (void)arena;
+  if (size >= SEG_SIZE) madvise(p, size, MADV_DONTNEED);
   san_poison(p, size);
   san_backend_release(&tsan_backend_token);
   dallocx(p, MALLOCX_TCACHE_NONE);
