@@ -11,20 +11,15 @@
 #include "internal.h"
 #include <stdlib.h>
 
-/* first: run it before all others at creation, after all others at the
- * end (the immortal sweep must come after every module's teardown). */
-int islet_runtime_add_hooks(islet_runtime_t *rt, const hooks_t *h, bool first) {
-  pthread_mutex_lock(&rt->lock);
-  int ok = rt->nhooks < MAX_HOOKS;
-  if (ok && first) {
+/* rt->lock held.  first: before all others at creation, after all others
+ * at the end (the immortal sweep must come after every module's teardown). */
+static bool add_hooks(islet_runtime_t *rt, const hooks_t *h, bool first) {
+  if (rt->nhooks == MAX_HOOKS) return false;
+  if (first)
     for (int i = rt->nhooks; i > 0; i--) rt->hooks[i] = rt->hooks[i - 1];
-    rt->hooks[0] = *h;
-    rt->nhooks++;
-  } else if (ok) {
-    rt->hooks[rt->nhooks++] = *h;
-  }
-  pthread_mutex_unlock(&rt->lock);
-  return ok ? 0 : -1;
+  rt->hooks[first ? 0 : rt->nhooks] = *h;
+  rt->nhooks++;
+  return true;
 }
 
 static int snapshot(islet_runtime_t *rt, hooks_t *out) {
@@ -55,19 +50,34 @@ bool islet_is_runtime_heap(const islet_interp_t *in) {
   return in->runtime_heap;
 }
 
-/* The runtime's state of a module (zeroed, its first member set to the
- * runtime), created on first use together with its hooks, which get it as
- * ctx.  Modules register before interpreters exist, from one thread. */
+/* Made under rt->lock, so two threads' first uses make one; published with
+ * release, for islet_runtime_state's lock-free reads. */
 void *islet_runtime_module(islet_runtime_t *rt, int slot, size_t size, hooks_t h, bool first) {
-  void *m = rt->ext[slot];
-  if (m || !(m = calloc(1, size))) return m;
-  *(islet_runtime_t **)m = rt;
-  h.ctx = m;
-  if (islet_runtime_add_hooks(rt, &h, first)) {
-    free(m);
-    return NULL;
+  void *m = islet_runtime_state(rt, slot);
+  if (m) return m;
+  pthread_mutex_lock(&rt->lock);
+  if (!(m = atomic_load_explicit(&rt->ext[slot], memory_order_relaxed)) && (m = calloc(1, size))) {
+    *(islet_runtime_t **)m = rt;
+    h.ctx = m;
+    if (add_hooks(rt, &h, first))
+      atomic_store_explicit(&rt->ext[slot], m, memory_order_release);
+    else
+      free(m), m = NULL;
   }
-  return rt->ext[slot] = m;
+  pthread_mutex_unlock(&rt->lock);
+  return m;
+}
+
+void *islet_runtime_state(islet_runtime_t *rt, int slot) {
+  return atomic_load_explicit(&rt->ext[slot], memory_order_acquire);
+}
+
+void **islet_interp_state(islet_interp_t *in, int slot) {
+  return &in->ext[slot];
+}
+
+islet_runtime_t *islet_interp_runtime(const islet_interp_t *in) {
+  return in->rt;
 }
 
 void *islet_runtime_malloc(islet_runtime_t *rt, size_t size) {
@@ -76,4 +86,10 @@ void *islet_runtime_malloc(islet_runtime_t *rt, size_t size) {
   void *p = rt->heap ? islet_malloc(rt->heap, size) : NULL;
   pthread_mutex_unlock(&rt->heap_lock);
   return p;
+}
+
+void islet_runtime_free(islet_runtime_t *rt, void *p) {
+  pthread_mutex_lock(&rt->heap_lock);
+  islet_free(rt->heap, p);
+  pthread_mutex_unlock(&rt->heap_lock);
 }

@@ -17,6 +17,7 @@
 #define ISLET_INTERNAL_H
 
 #include "islet.h"
+#include "module.h"
 #include "sanitize.h"
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -48,9 +49,8 @@ enum { PG_FREE = 0, PG_AVAIL, PG_FULL };
 /* A page's descriptor: one cache line of the owner's fields.  Descriptors
  * are 64 bytes apart after the segment's header, so a block's descriptor is
  * a mask and a shift of its address, and a segment's 64 of them fill 4 KiB.
- * (They were 1 KiB apart, each with its bitmap: every descriptor's fields
- * then fell into the same 4 sets of the L1 cache, and cachegrind counted
- * half a miss per free on them.)  The first META_PAGES descriptors describe
+ * (Apart from the bitmaps, so that their fields spread over the L1 cache's
+ * sets.)  The first META_PAGES descriptors describe
  * no page: their nblocks stays 0, so any pointer into the header's pages is
  * interior.  The bitmaps are the segment's (segment_t): the live one,
  * owner-written and read by others, and the remote one, which other threads
@@ -125,17 +125,7 @@ _Static_assert((uint64_t)PAGE_SIZE *ISLET_SMALL_MAX <= (uint64_t)1 << 32,
                "page_block_index divides exactly only up to 2^32");
 _Static_assert(ISLET_MAX_ALIGN < SEG_SIZE, "a large block must start in its first granule");
 
-/* Modules built on the heap (freelists/, singletons/, immortal/) follow
- * the lifecycle through hooks, so alloc/ never calls into them. */
-enum { EXT_FREELISTS, EXT_SINGLETONS, EXT_SLOTS };
-enum { RT_EXT_IMMORTALS, RT_EXT_SINGLETONS, RT_EXT_FREELISTS, RT_EXT_SLOTS };
-#define MAX_HOOKS 8
-typedef struct {
-  void (*interp_new)(void *ctx, islet_interp_t *in);     /* after creation */
-  void (*interp_destroy)(void *ctx, islet_interp_t *in); /* before teardown */
-  void (*runtime_destroy)(void *ctx); /* after the last interpreter, before the runtime heap */
-  void *ctx;
-} hooks_t;
+#define MAX_HOOKS 8 /* modules' hooks per runtime (module.h) */
 
 struct islet_interp {
   /* hot, owner only */
@@ -201,8 +191,7 @@ struct islet_runtime {
   int nhooks;
   pthread_mutex_t heap_lock;
   islet_interp_t *heap;
-  _Atomic int check_isolation;
-  void *ext[RT_EXT_SLOTS]; /* runtime state of immortal/, singletons/ */
+  void *_Atomic ext[RT_EXT_SLOTS]; /* modules' state (module.h), made under lock */
   /* orphan.c: ended interpreters with live blocks, under orphan_lock */
   pthread_mutex_t orphan_lock;
   islet_interp_t orphans;
@@ -214,25 +203,10 @@ struct islet_runtime {
 void islet_fork_track(islet_runtime_t *rt);
 void islet_fork_untrack(islet_runtime_t *rt);
 
-/* hooks.c */
-int islet_runtime_add_hooks(islet_runtime_t *rt, const hooks_t *h, bool first);
-void *islet_runtime_module(islet_runtime_t *rt, int slot, size_t size, hooks_t h, bool first);
+/* hooks.c (the rest is module.h) */
 void islet_run_interp_hooks(islet_interp_t *in, bool create);
 void islet_runtime_end_hooks(islet_runtime_t *rt);
-/* Runtime-owned memory, from any thread (under heap_lock). */
-void *islet_runtime_malloc(islet_runtime_t *rt, size_t size);
-bool islet_is_runtime_heap(const islet_interp_t *in);
 islet_interp_t *islet_interp_create(islet_runtime_t *rt); /* not listed, no hooks */
-
-/* immortal/object.c: the calling thread no longer holds in, if it did
- * (islet_interp_enter); destroy calls it before in's memory goes. */
-void islet_interp_leave(islet_interp_t *in);
-
-/* immortal/immortal.c: islet_immortalize with a finalizer run by the final
- * sweep instead of the type's (singletons' destructors). */
-struct islet_object;
-int islet_immortalize_fin(struct islet_object *ob, void (*fin)(struct islet_object *, void *),
-                          void *ctx);
 
 /* purge.c: free memory of a heap goes back to the kernel.  A live heap
  * gives back what stayed free for its delay, looked at every TICK_ALLOCS
@@ -521,13 +495,7 @@ static inline islet_cross_policy_t islet_cross_policy(islet_runtime_t *rt) {
   return (islet_cross_policy_t)atomic_load_explicit(&rt->cross_free, memory_order_relaxed);
 }
 
-/* report.c */
-void islet_set_error(islet_error_t e);
-/* Reports a bad free (or a cross-interpreter free under policy report/abort)
- * made by caller (NULL: unknown) on a block of interpreter owner (0: none);
- * rt may be NULL when caller is set or no runtime is known. */
-void islet_report(islet_runtime_t *rt, islet_interp_t *caller, islet_error_t e, const void *p,
-                  unsigned owner);
+/* report.c (and module.h) */
 extern islet_runtime_t *_Atomic islet_default_rt;
 
 /* lists */
@@ -543,6 +511,20 @@ static inline void list_push(seghdr_t *s, seghdr_t *h) {
 static inline void list_del(seghdr_t *h) {
   h->prev->next = h->next;
   h->next->prev = h->prev;
+}
+/* The runtime's lists of interpreters (live, orphans), with sentinels. */
+static inline void interps_init(islet_interp_t *s) {
+  s->rt_next = s->rt_prev = s;
+}
+static inline void interps_push(islet_interp_t *s, islet_interp_t *in) {
+  in->rt_next = s->rt_next;
+  in->rt_prev = s;
+  s->rt_next->rt_prev = in;
+  s->rt_next = in;
+}
+static inline void interps_del(islet_interp_t *in) {
+  in->rt_prev->rt_next = in->rt_next;
+  in->rt_next->rt_prev = in->rt_prev;
 }
 
 #endif

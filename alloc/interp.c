@@ -19,6 +19,18 @@ static uint64_t now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* The interpreter the calling thread holds (islet_object.h): alloc/'s, so
+ * that destroying an interpreter can make its destroying thread hold none. */
+static _Thread_local islet_interp_t *current;
+
+void islet_interp_enter(islet_interp_t *in) {
+  current = in;
+}
+
+islet_interp_t *islet_current(void) {
+  return current;
+}
+
 islet_interp_t *islet_interp_create(islet_runtime_t *rt) {
   islet_interp_t *in = calloc(1, sizeof *in);
   if (!in || islet_backend_arena_new(&in->arena)) {
@@ -35,7 +47,7 @@ islet_interp_t *islet_interp_create(islet_runtime_t *rt) {
   in->rt = rt;
   in->teardown = rt->cfg.teardown;
   islet_purge_init(in, rt->cfg.purge_delay_ms);
-  in->rt_next = in->rt_prev = in;
+  interps_init(in);
   pthread_mutex_lock(&rt->lock);
   in->id = ++rt->next_id;
   pthread_mutex_unlock(&rt->lock);
@@ -46,10 +58,7 @@ islet_interp_t *islet_interp_new(islet_runtime_t *rt) {
   islet_interp_t *in = islet_interp_create(rt);
   if (!in) return NULL;
   pthread_mutex_lock(&rt->lock);
-  in->rt_next = rt->live.rt_next;
-  in->rt_prev = &rt->live;
-  rt->live.rt_next->rt_prev = in;
-  rt->live.rt_next = in;
+  interps_push(&rt->live, in);
   pthread_mutex_unlock(&rt->lock);
   islet_run_interp_hooks(in, true);
   return in;
@@ -165,11 +174,10 @@ void islet_interp_destroy(islet_interp_t *in, islet_leak_report_t *report) {
   bool orphan = (in->teardown == ISLET_TEARDOWN_ORPHAN || in->inherited) && in->blocks;
   leak_report(in, r, !orphan);
   pthread_mutex_lock(&rt->lock);
-  in->rt_prev->rt_next = in->rt_next;
-  in->rt_next->rt_prev = in->rt_prev;
+  interps_del(in);
   pthread_mutex_unlock(&rt->lock);
   r->orphaned = orphan;
-  islet_interp_leave(in);
+  if (current == in) current = NULL;
   if (orphan)
     islet_orphan_adopt(in);
   else

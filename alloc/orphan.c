@@ -38,16 +38,11 @@ static void release_empty_segments(islet_interp_t *o) {
     free(rec);
 }
 
-static void unlink_orphan(islet_interp_t *o) {
-  o->rt_prev->rt_next = o->rt_next;
-  o->rt_next->rt_prev = o->rt_prev;
-}
-
 /* orphan_lock held.  Ends o when its last block is gone. */
 void islet_orphan_tidy(islet_interp_t *o) {
   islet_collect(o);
   if (!o->blocks) {
-    unlink_orphan(o);
+    interps_del(o);
     islet_retire_heap(o, false);
     return;
   }
@@ -71,10 +66,7 @@ void islet_orphan_freed(islet_interp_t *o, page_t *pg) {
 void islet_orphan_adopt(islet_interp_t *o) {
   islet_runtime_t *rt = o->rt;
   pthread_mutex_lock(&rt->orphan_lock);
-  o->rt_next = rt->orphans.rt_next;
-  o->rt_prev = &rt->orphans;
-  rt->orphans.rt_next->rt_prev = o;
-  rt->orphans.rt_next = o;
+  interps_push(&rt->orphans, o);
   atomic_store_explicit(&o->orphaned, true, memory_order_release);
   o->orphan_mapped = SIZE_MAX; /* what it freed while alive goes too */
   islet_orphan_tidy(o);
@@ -118,7 +110,7 @@ segment_t *islet_orphan_inherit(islet_interp_t *in) {
     seg = (segment_t *)o->segs.next;
     move_segment(o, in, seg);
     if (!o->blocks) { /* all of it went: it ends */
-      unlink_orphan(o);
+      interps_del(o);
       islet_retire_heap(o, false);
     }
   }
@@ -135,7 +127,7 @@ void islet_orphans_sweep(islet_runtime_t *rt, bool end_all) {
       if (atomic_load(&o->any_pending)) islet_orphan_tidy(o);
       continue;
     }
-    unlink_orphan(o);
+    interps_del(o);
     islet_retire_heap(o, false);
   }
   pthread_mutex_unlock(&rt->orphan_lock);

@@ -29,11 +29,10 @@ islet_runtime_t *islet_runtime_new(const islet_config_t *cfg) {
   pthread_mutex_init(&rt->lock, NULL);
   pthread_mutex_init(&rt->heap_lock, NULL);
   pthread_mutex_init(&rt->orphan_lock, NULL);
-  atomic_init(&rt->check_isolation, 1);
   pthread_cond_init(&rt->wake, NULL);
   pthread_cond_init(&rt->idle, NULL);
-  rt->live.rt_next = rt->live.rt_prev = &rt->live;
-  rt->orphans.rt_next = rt->orphans.rt_prev = &rt->orphans;
+  interps_init(&rt->live);
+  interps_init(&rt->orphans);
   islet_runtime_t *none = NULL;
   atomic_compare_exchange_strong(&islet_default_rt, &none, rt);
   islet_fork_track(rt);
@@ -53,6 +52,8 @@ void islet_runtime_destroy(islet_runtime_t *rt) {
     islet_interp_destroy(in, NULL);
   }
   islet_runtime_end_hooks(rt); /* shared immortals are swept here */
+  for (int i = 0; i < RT_EXT_SLOTS; i++)
+    free(atomic_load_explicit(&rt->ext[i], memory_order_relaxed));
   if (rt->heap) islet_interp_destroy(rt->heap, NULL);
   islet_orphans_sweep(rt, true);
   islet_reclaim_shutdown(rt);

@@ -7,7 +7,7 @@
  * interp_destroy hook.
  */
 #include "islet_freelist.h"
-#include "internal.h"
+#include "module.h"
 #include <stdlib.h>
 
 typedef struct {
@@ -34,18 +34,14 @@ static void on_interp_new(void *ctx, islet_interp_t *in) {
     ls->lists[i].size = k->kinds[i].size;
     ls->lists[i].cap = k->kinds[i].cap;
   }
-  in->ext[EXT_FREELISTS] = ls;
+  *islet_interp_state(in, EXT_FREELISTS) = ls;
 }
 
 static void on_interp_destroy(void *ctx, islet_interp_t *in) {
   (void)ctx;
   islet_freelists_finalize(in);
-  free(in->ext[EXT_FREELISTS]);
-  in->ext[EXT_FREELISTS] = NULL;
-}
-
-static void on_runtime_destroy(void *ctx) {
-  free(ctx);
+  free(*islet_interp_state(in, EXT_FREELISTS));
+  *islet_interp_state(in, EXT_FREELISTS) = NULL;
 }
 
 int islet_freelists_register(islet_runtime_t *rt, const islet_freelist_kind_t *kinds, size_t n) {
@@ -54,7 +50,7 @@ int islet_freelists_register(islet_runtime_t *rt, const islet_freelist_kind_t *k
       islet_set_error(ISLET_EINVAL);
       return ISLET_EINVAL;
     }
-  hooks_t h = {on_interp_new, on_interp_destroy, on_runtime_destroy, NULL};
+  hooks_t h = {on_interp_new, on_interp_destroy, NULL, NULL};
   kinds_t *k = islet_runtime_module(rt, RT_EXT_FREELISTS, sizeof(kinds_t), h, false);
   if (!k) {
     islet_set_error(ISLET_ENOMEM);
@@ -65,7 +61,7 @@ int islet_freelists_register(islet_runtime_t *rt, const islet_freelist_kind_t *k
 }
 
 static list_t *list_of(islet_interp_t *in, unsigned kind) {
-  lists_t *ls = in->ext[EXT_FREELISTS];
+  lists_t *ls = *islet_interp_state(in, EXT_FREELISTS);
   return ls && kind < ISLET_FREELIST_KINDS && ls->lists[kind].size ? &ls->lists[kind] : NULL;
 }
 
@@ -89,7 +85,7 @@ int islet_freelist_push(islet_interp_t *in, unsigned kind, void *p) {
     islet_set_error(ISLET_EINVAL);
     return 0;
   }
-  lists_t *ls = in->ext[EXT_FREELISTS];
+  lists_t *ls = *islet_interp_state(in, EXT_FREELISTS);
   if (ls->disabled || l->st.count >= l->cap) { /* full or cap 0: not an error */
     l->st.refused++;
     if (ls->disabled) islet_set_error(ISLET_EDISABLED);
@@ -98,7 +94,8 @@ int islet_freelist_push(islet_interp_t *in, unsigned kind, void *p) {
   islet_interp_t *owner = islet_owner(p);
   if (owner != in) { /* a free list never holds another interpreter's memory */
     l->st.refused++;
-    islet_report(in->rt, in, ISLET_EISOLATION, p, owner ? owner->id : 0);
+    islet_report(islet_interp_runtime(in), in, ISLET_EISOLATION, p,
+                 owner ? islet_interp_id(owner) : 0);
     return 0;
   }
   *(void **)p = l->head;
@@ -118,7 +115,7 @@ void islet_freelist_free(islet_interp_t *in, unsigned kind, void *p) {
 }
 
 void islet_freelists_finalize(islet_interp_t *in) {
-  lists_t *ls = in->ext[EXT_FREELISTS];
+  lists_t *ls = *islet_interp_state(in, EXT_FREELISTS);
   if (!ls) return;
   ls->disabled = true;
   for (unsigned i = 0; i < ISLET_FREELIST_KINDS; i++) {

@@ -8,50 +8,50 @@
  * Objects of an interpreter's heap are immortal for that interpreter's life
  * and go with its heap.
  */
-#include "islet_object.h"
-#include "internal.h"
+#include "immortal.h"
+#include <pthread.h>
 #include <stdlib.h>
 
-typedef struct {
-  islet_object_t *ob;
-  void (*fin)(islet_object_t *ob, void *ctx); /* NULL: the type's finalize */
-  void *ctx;
-} entry_t;
-
-typedef struct {
-  islet_runtime_t *rt; /* first: see islet_runtime_module */
-  entry_t *objs;
-  size_t n, cap;
-} registry_t;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER; /* every runtime's entries */
 
 static void sweep(void *ctx) {
-  registry_t *reg = ctx;
-  while (reg->n) {
-    entry_t *e = &reg->objs[--reg->n];
+  immortals_t *im = ctx;
+  while (im->n) {
+    immortal_entry_t *e = &im->objs[--im->n];
+    islet_object_t *ob = e->ob;
     if (e->fin)
-      e->fin(e->ob, e->ctx);
-    else if (e->ob->ob_type && e->ob->ob_type->finalize)
-      e->ob->ob_type->finalize(e->ob);
-    islet_free(reg->rt->heap, e->ob); /* single-threaded now: the runtime is ending */
+      e->fin(ob, e->ctx);
+    else if (ob->ob_type && ob->ob_type->finalize)
+      ob->ob_type->finalize(ob);
+    islet_runtime_free(im->rt, ob);
   }
-  free(reg->objs);
-  free(reg);
+  free(im->objs);
 }
 
-/* Under the runtime's heap lock. */
-static int record(islet_runtime_t *rt, entry_t e) {
+immortals_t *islet_immortals(islet_runtime_t *rt) {
   hooks_t h = {.runtime_destroy = sweep};
-  registry_t *reg = islet_runtime_module(rt, RT_EXT_IMMORTALS, sizeof *reg, h, true);
-  if (!reg) return -1;
-  if (reg->n == reg->cap) {
-    size_t cap = reg->cap ? reg->cap * 2 : 64;
-    entry_t *objs = realloc(reg->objs, cap * sizeof *objs);
-    if (!objs) return -1;
-    reg->objs = objs;
-    reg->cap = cap;
+  return islet_runtime_module(rt, RT_EXT_IMMORTALS, sizeof(immortals_t), h, true);
+}
+
+static int record(islet_runtime_t *rt, immortal_entry_t e) {
+  immortals_t *im = islet_immortals(rt);
+  if (!im) return -1;
+  pthread_mutex_lock(&lock);
+  if (im->n == im->cap) {
+    size_t cap = im->cap ? im->cap * 2 : 64;
+    immortal_entry_t *objs = realloc(im->objs, cap * sizeof *objs);
+    if (objs) im->objs = objs, im->cap = cap;
   }
-  reg->objs[reg->n++] = e;
-  return 0;
+  bool ok = im->n < im->cap;
+  if (ok) im->objs[im->n++] = e;
+  pthread_mutex_unlock(&lock);
+  return ok ? 0 : -1;
+}
+
+void islet_report_owner(const void *p, islet_interp_t *caller, islet_error_t e) {
+  islet_interp_t *owner = islet_owner(p);
+  islet_report(owner ? islet_interp_runtime(owner) : NULL, caller, e, p,
+               owner ? islet_interp_id(owner) : 0);
 }
 
 islet_object_t *islet_runtime_object_new(islet_runtime_t *rt, const islet_type_t *type,
@@ -62,20 +62,15 @@ islet_object_t *islet_runtime_object_new(islet_runtime_t *rt, const islet_type_t
 }
 
 int islet_immortalize_fin(islet_object_t *ob, void (*fin)(islet_object_t *, void *), void *ctx) {
-  islet_interp_t *owner = islet_owner(ob);
   if (islet_is_immortal(ob)) {
-    islet_report(owner ? owner->rt : NULL, islet_current(), ISLET_EIMMORTAL, ob,
-                 owner ? owner->id : 0);
+    islet_report_owner(ob, islet_current(), ISLET_EIMMORTAL);
     return ISLET_EIMMORTAL;
   }
-  if (owner && islet_is_runtime_heap(owner)) {
-    pthread_mutex_lock(&owner->rt->heap_lock);
-    int failed = record(owner->rt, (entry_t){ob, fin, ctx});
-    pthread_mutex_unlock(&owner->rt->heap_lock);
-    if (failed) {
-      islet_set_error(ISLET_ENOMEM);
-      return ISLET_ENOMEM;
-    }
+  islet_interp_t *owner = islet_owner(ob);
+  if (owner && islet_is_runtime_heap(owner) &&
+      record(islet_interp_runtime(owner), (immortal_entry_t){ob, fin, ctx})) {
+    islet_set_error(ISLET_ENOMEM);
+    return ISLET_ENOMEM;
   }
   ob->ob_refcnt = ISLET_IMMORTAL_REFCNT;
   return ISLET_OK;

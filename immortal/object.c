@@ -8,26 +8,22 @@
  * the heap's owner lookup.  Immortal objects always pass: sharing them is
  * the point.
  */
-#include "islet_object.h"
-#include "internal.h"
+#include "immortal.h"
+#include <stdatomic.h>
 
-static _Thread_local islet_interp_t *current;
-
-void islet_interp_enter(islet_interp_t *in) {
-  current = in;
-}
-islet_interp_t *islet_current(void) {
-  return current;
-}
-void islet_interp_leave(islet_interp_t *in) {
-  if (current == in) current = NULL;
-}
 int islet_immortal_abi(void) {
   return ISLET_IMMORTAL_ABI;
 }
 
 void islet_runtime_check_isolation(islet_runtime_t *rt, int on) {
-  atomic_store_explicit(&rt->check_isolation, on != 0, memory_order_relaxed);
+  immortals_t *im = islet_immortals(rt);
+  if (im) atomic_store_explicit(&im->unchecked, !on, memory_order_relaxed);
+}
+
+/* On until islet_runtime_check_isolation turns it off. */
+static bool checks_isolation(islet_runtime_t *rt) {
+  immortals_t *im = islet_runtime_state(rt, RT_EXT_IMMORTALS);
+  return !im || !atomic_load_explicit(&im->unchecked, memory_order_relaxed);
 }
 
 islet_object_t *islet_object_new(islet_interp_t *in, const islet_type_t *type, size_t size) {
@@ -38,6 +34,7 @@ islet_object_t *islet_object_new(islet_interp_t *in, const islet_type_t *type, s
 
 void islet_dealloc(islet_object_t *ob) {
   if (ob->ob_type && ob->ob_type->finalize) ob->ob_type->finalize(ob);
+  islet_interp_t *current = islet_current();
   if (current)
     islet_free(current, ob);
   else
@@ -45,15 +42,13 @@ void islet_dealloc(islet_object_t *ob) {
 }
 
 void islet_refcnt_underflow(islet_object_t *ob) {
-  islet_interp_t *owner = islet_owner(ob);
-  islet_report(owner ? owner->rt : NULL, current, ISLET_EREFCNT, ob, owner ? owner->id : 0);
+  islet_report_owner(ob, islet_current(), ISLET_EREFCNT);
 }
 
 void islet_check_access(const islet_object_t *ob) {
+  islet_interp_t *current = islet_current();
   if (islet_is_immortal(ob) || !current) return;
   islet_interp_t *owner = islet_owner(ob);
-  if (!owner || owner == current ||
-      !atomic_load_explicit(&owner->rt->check_isolation, memory_order_relaxed))
-    return;
-  islet_report(owner->rt, current, ISLET_EISOLATION, ob, owner->id);
+  if (!owner || owner == current || !checks_isolation(islet_interp_runtime(owner))) return;
+  islet_report(islet_interp_runtime(owner), current, ISLET_EISOLATION, ob, islet_interp_id(owner));
 }

@@ -202,6 +202,12 @@ ISLET_API int islet_interp_set_teardown(islet_interp_t *in,
                                         islet_teardown_t t); /* 0, ISLET_EINVAL */
 ISLET_API void islet_interp_stats(islet_interp_t *in, islet_stats_t *out);
 ISLET_API int islet_interp_stats_json(islet_interp_t *in, FILE *out);
+/* The interpreter the calling thread holds, for the isolation checker
+ * (islet_object.h) and for integrations that route by thread; NULL if
+ * none.  Destroying an interpreter makes the destroying thread hold none;
+ * any other thread that entered it must enter another (or NULL) first. */
+ISLET_API void islet_interp_enter(islet_interp_t *in);
+ISLET_API islet_interp_t *islet_current(void);
 /* Takes back the blocks other threads freed; the allocator also does this
  * on its own when it needs memory. */
 ISLET_API void islet_interp_collect(islet_interp_t *in);

@@ -132,12 +132,8 @@ ISLET_API islet_object_t *islet_runtime_object_new(islet_runtime_t *rt, const is
  * ISLET_EINVAL (reported) when ob is already immortal. */
 ISLET_API int islet_immortalize(islet_object_t *ob);
 
-/* The interpreter the calling thread holds, for the isolation checker and
- * for integrations that route by thread; NULL if none.  Destroying an
- * interpreter makes the destroying thread hold none; any other thread that
- * entered it must enter another (or NULL) first. */
-ISLET_API void islet_interp_enter(islet_interp_t *in);
-ISLET_API islet_interp_t *islet_current(void);
+/* islet_interp_enter and islet_current (islet.h) say which interpreter the
+ * calling thread holds, for the isolation checker. */
 /* Runtime switch of the checker (it is compiled in with
  * ISLET_CHECK_ISOLATION or called directly); on by default. */
 ISLET_API void islet_runtime_check_isolation(islet_runtime_t *rt, int on);

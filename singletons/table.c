@@ -7,7 +7,8 @@
  * per_interpreter destructors in reverse order and frees the objects.
  */
 #include "islet_singletons.h"
-#include "internal.h"
+#include "module.h"
+#include "immortal/immortal.h"
 #include <stdlib.h>
 
 typedef struct {
@@ -35,12 +36,12 @@ static void on_interp_new(void *ctx, islet_interp_t *in) {
     o->by_id[s->def.id] =
         s->def.policy == ISLET_SHARED_IMMORTAL ? s->shared : s->def.ctor(t->rt, in, s->def.ctx);
   }
-  in->ext[EXT_SINGLETONS] = o;
+  *islet_interp_state(in, EXT_SINGLETONS) = o;
 }
 
 static void on_interp_destroy(void *ctx, islet_interp_t *in) {
   table_t *t = ctx;
-  objects_t *o = in->ext[EXT_SINGLETONS];
+  objects_t *o = *islet_interp_state(in, EXT_SINGLETONS);
   for (size_t i = t->n; o && i-- > 0;) {
     slot_t *s = &t->slots[i];
     islet_object_t *ob = o->by_id[s->def.id];
@@ -52,13 +53,11 @@ static void on_interp_destroy(void *ctx, islet_interp_t *in) {
     islet_free(in, ob);
   }
   free(o);
-  in->ext[EXT_SINGLETONS] = NULL;
+  *islet_interp_state(in, EXT_SINGLETONS) = NULL;
 }
 
 static void on_runtime_destroy(void *ctx) { /* shared objects go in the final sweep */
-  table_t *t = ctx;
-  free(t->slots);
-  free(t);
+  free(((table_t *)ctx)->slots);
 }
 
 static int add(table_t *t, const islet_singleton_def_t *d) {
@@ -91,7 +90,7 @@ int islet_singletons_register(islet_runtime_t *rt, const islet_singleton_def_t *
 }
 
 islet_object_t *islet_singleton(islet_interp_t *in, unsigned id) {
-  objects_t *o = in->ext[EXT_SINGLETONS];
+  objects_t *o = *islet_interp_state(in, EXT_SINGLETONS);
   islet_object_t *ob = o && id < ISLET_SINGLETONS_MAX ? o->by_id[id] : NULL;
   if (!ob) islet_set_error(ISLET_ENOENT);
   return ob;
