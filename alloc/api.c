@@ -88,7 +88,7 @@ static inline void *small_done(islet_interp_t *in, void *p, size_t bs, size_t si
 static NOINLINE void *small_alloc_slow(islet_interp_t *in, unsigned cls, size_t size) {
   size_t bs = islet_class_sizes[cls];
   if (in->bytes + bs > in->limit && over_limit(in, bs)) return NULL;
-  void *p = islet_small_alloc_slow(in, cls);
+  void *p = islet_class_refill(in, cls);
   if (!p) {
     islet_set_error(ISLET_ENOMEM);
     return NULL;

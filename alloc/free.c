@@ -22,7 +22,7 @@ static void cross_free(islet_interp_t *caller, void *p, unsigned owner_id) {
 /* A block with a remote free pending is still live in its page, so a local
  * free of it must look at the remote bitmap: only when the segment flags the
  * page, which keeps that cache line out of the common case. */
-static inline bool remote_pending(segment_t *seg, page_t *pg, unsigned w, uint64_t m) {
+static inline bool freed_by_another(segment_t *seg, page_t *pg, unsigned w, uint64_t m) {
   return (atomic_load_explicit(&seg->pending, memory_order_relaxed) &
           ((uint64_t)1 << seg_page_index(seg, pg))) &&
          (atomic_load_explicit(&page_remote(pg)[w], memory_order_relaxed) & m);
@@ -57,7 +57,7 @@ static void free_small_local(islet_interp_t *in, segment_t *seg, page_t *pg, lon
   uint64_t m = (uint64_t)1 << (idx & 63);
   _Atomic uint64_t *lw = &page_live(pg)[w];
   uint64_t bits = atomic_load_explicit(lw, memory_order_relaxed);
-  if (UNLIKELY(!(bits & m) || remote_pending(seg, pg, w, m))) {
+  if (UNLIKELY(!(bits & m) || freed_by_another(seg, pg, w, m))) {
     islet_report(in->rt, caller, ISLET_EDOUBLE_FREE, p, in->id);
     return;
   }

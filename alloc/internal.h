@@ -149,7 +149,7 @@ struct islet_interp {
   islet_runtime_t *rt;
   islet_interp_t *rt_next, *rt_prev; /* runtime's list, under rt->lock */
   void *ext[EXT_SLOTS];              /* per-interpreter state of freelists/, singletons/ */
-  bool runtime_heap;                 /* the runtime's own heap (hooks.c) */
+  bool runtime_heap;                 /* the runtime's own heap (modules.c) */
   _Atomic bool orphaned;             /* ended, blocks still live (orphan.c) */
   bool inherited;                    /* took over an orphan's segment: ends as an orphan */
   size_t orphan_mapped;              /* mapped at the orphan's last purge */
@@ -186,7 +186,7 @@ struct islet_runtime {
   unsigned reclaiming; /* heaps being given back now, on any thread */
   retired_t *queue, *queue_last, *quarantined, *quarantined_last; /* oldest first */
   size_t queued_bytes, quarantined_bytes;
-  /* hooks.c: lifecycle hooks (under lock) and the runtime-owned heap */
+  /* modules.c: lifecycle hooks (under lock) and the runtime-owned heap */
   hooks_t hooks[MAX_HOOKS];
   int nhooks;
   pthread_mutex_t heap_lock;
@@ -203,7 +203,7 @@ struct islet_runtime {
 void islet_fork_track(islet_runtime_t *rt);
 void islet_fork_untrack(islet_runtime_t *rt);
 
-/* hooks.c (the rest is module.h) */
+/* modules.c (the rest is module.h) */
 void islet_run_interp_hooks(islet_interp_t *in, bool create);
 void islet_runtime_end_hooks(islet_runtime_t *rt);
 islet_interp_t *islet_interp_create(islet_runtime_t *rt); /* not listed, no hooks */
@@ -342,7 +342,7 @@ void *islet_segment_take(islet_interp_t *in);
 /* The granule of a large block made by islet_segment_take, whose block is
  * gone, is in's empty segment again. */
 void islet_segment_give(islet_interp_t *in, void *granule);
-void islet_page_retire(islet_interp_t *in, page_t *pg);
+void islet_page_free(islet_interp_t *in, page_t *pg);
 static inline segment_t *seg_of(const void *p) {
   return (segment_t *)((uintptr_t)p & ~(SEG_SIZE - 1));
 }
@@ -417,7 +417,7 @@ static inline __attribute__((no_sanitize("address"))) void link_set(void *b, uns
 
 /* The head of pg's free list, marked live; NULL when the list is empty or
  * its head is not a free block of the page (a freed block was written to:
- * islet_small_alloc_slow reports it).  A page that fills stays in its
+ * islet_class_refill reports it).  A page that fills stays in its
  * class's list: under churn the next free would put it straight back, so
  * only the allocation that finds it full takes it out. */
 static inline void *page_pop(page_t *pg, bool vg) {
@@ -440,7 +440,7 @@ static inline void page_push(page_t *pg, unsigned idx, void *p, bool vg) {
   link_set(p, pg->free, vg);
   pg->free = (uint16_t)idx;
 }
-void *islet_small_alloc_slow(islet_interp_t *in, unsigned cls);
+void *islet_class_refill(islet_interp_t *in, unsigned cls);
 void islet_page_after_free(islet_interp_t *in, page_t *pg, bool was_full);
 void islet_page_drop(islet_interp_t *in, page_t *pg); /* an empty listed page leaves the heap */
 void islet_page_move(islet_interp_t *from, islet_interp_t *to, page_t *pg); /* a page in use */
@@ -488,7 +488,7 @@ void islet_large_collect(islet_interp_t *in);
 /* remote.c */
 void islet_remote_free_small(islet_interp_t *caller, segment_t *seg, page_t *pg, long idx);
 void islet_collect(islet_interp_t *in);
-size_t islet_remote_pending(islet_interp_t *in);
+size_t islet_remote_backlog(islet_interp_t *in);
 void islet_flag_pending(_Atomic uint64_t *word, uint64_t bit);
 
 static inline islet_cross_policy_t islet_cross_policy(islet_runtime_t *rt) {

@@ -73,7 +73,7 @@ void islet_collect(islet_interp_t *in) {
   islet_large_collect(in);
 }
 
-size_t islet_remote_pending(islet_interp_t *in) {
+size_t islet_remote_backlog(islet_interp_t *in) {
   size_t n = 0;
   for (seghdr_t *h = in->segs.next; h != &in->segs; h = h->next) {
     segment_t *seg = (segment_t *)h;

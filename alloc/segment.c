@@ -138,7 +138,7 @@ page_t *islet_page_fresh(islet_interp_t *in, unsigned cls) {
  * between setting its remote bit and flagging the segment, and that flag
  * store must land in mapped memory.  A segment that empties gives its
  * physical pages back instead; its header stays. */
-void islet_page_retire(islet_interp_t *in, page_t *pg) {
+void islet_page_free(islet_interp_t *in, page_t *pg) {
   segment_t *seg = seg_of(pg);
   pg->state = PG_FREE;
   seg->free_pages |= (uint64_t)1 << seg_page_index(seg, pg);

@@ -38,7 +38,7 @@ static void class_push(islet_interp_t *in, page_t *pg) {
 
 void islet_page_drop(islet_interp_t *in, page_t *pg) {
   class_remove(in, pg);
-  islet_page_retire(in, pg);
+  islet_page_free(in, pg);
 }
 
 /* Its blocks, their bytes and its place in a class list go along. */
@@ -121,7 +121,7 @@ static void list_corrupt(islet_interp_t *in, page_t *pg) {
 /* The current page's list is empty.  Full pages leave the class's list
  * here, one by one; with none left, blocks freed by others are taken back
  * (once: others may keep freeing), then a fresh page is borrowed. */
-void *islet_small_alloc_slow(islet_interp_t *in, unsigned cls) {
+void *islet_class_refill(islet_interp_t *in, unsigned cls) {
   bool collected = false;
   for (page_t *pg;
        (pg = in->cur[cls]) != &islet_empty_page || (!collected && atomic_load(&in->any_pending));) {

@@ -18,7 +18,7 @@ void islet_interp_stats(islet_interp_t *in, islet_stats_t *s) {
       .pages = in->npages,
       .large_blocks = in->nlarge,
       .mapped = in->mapped,
-      .remote_pending = islet_remote_pending(in),
+      .remote_pending = islet_remote_backlog(in),
       .remote_processed = in->remote_processed,
       .remote_sent = in->remote_sent,
       .limit = in->limit == SIZE_MAX ? 0 : in->limit,
