@@ -18,7 +18,7 @@
  *
  * The class is a snapshot.  A free of a live block is still decided by the
  * owner's own store or by the remote free's atomic OR or exchange, which
- * catch a second free that races the first (remote.c, large.c).
+ * catch a second free that races the first (handoff.c).
  */
 #ifndef ISLET_CLASSIFY_H
 #define ISLET_CLASSIFY_H

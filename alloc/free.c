@@ -5,7 +5,7 @@
  * live bit, push the block, with no lock and no atomic read-modify-write.
  * Everything else classifies the pointer once (classify.h) and acts on the
  * class: a live block of another interpreter goes back through the remote
- * hand-off (remote.c, large.c) or, when its interpreter has ended, under the
+ * hand-off (handoff.c) or, when its interpreter has ended, under the
  * orphans' lock (orphan.c); anything but a live block is reported and
  * changes nothing.
  */

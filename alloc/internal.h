@@ -484,8 +484,10 @@ void islet_large_shrink(islet_interp_t *in, large_t *lg, size_t size);
  * move, the limit is in the way, or no memory). */
 large_t *islet_large_move(islet_interp_t *in, large_t *lg, size_t size);
 void islet_large_collect(islet_interp_t *in);
+/* The owner's end of its large block lg, claimed (state not LIVE). */
+void islet_large_drop(islet_interp_t *in, large_t *lg);
 
-/* remote.c */
+/* handoff.c (and islet_large_free, islet_large_collect) */
 void islet_remote_free_small(islet_interp_t *caller, segment_t *seg, page_t *pg, long idx);
 void islet_collect(islet_interp_t *in);
 size_t islet_remote_backlog(islet_interp_t *in);

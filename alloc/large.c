@@ -3,9 +3,8 @@
  * Why: big blocks are rare and long-lived, and a region of their own returns
  * to the backend as soon as they are freed.  The region's base is
  * granule-aligned and holds a header, so the owner map finds it like a
- * segment.  A free from another thread claims the block with one exchange on
- * its state (which also catches a double free) and pushes the header, never
- * the user's memory, onto the owner's lock-free stack.
+ * segment.  A free from another thread goes through the hand-off
+ * (handoff.c), which ends here, on the owner's side (islet_large_drop).
  */
 #include "internal.h"
 #include <sys/mman.h>
@@ -144,7 +143,7 @@ large_t *islet_large_move(islet_interp_t *in, large_t *lg, size_t size) {
  * range keeps a tombstone naming the owner, so a second free is a double
  * free, not a foreign pointer, until a new region reuses the range: only
  * islet can (the system backend holds it, and only islet calls jemalloc). */
-static void large_drop(islet_interp_t *in, large_t *lg) {
+void islet_large_drop(islet_interp_t *in, large_t *lg) {
   in->bytes -= lg->size;
   in->blocks--;
   list_del(&lg->h);
@@ -157,35 +156,4 @@ static void large_drop(islet_interp_t *in, large_t *lg) {
   islet_map_tomb(lg, lg->mapped, in->id, TOMB_FREED);
   san_unpoison(lg, lg->mapped);
   islet_backend_unmap(in->arena, lg, lg->mapped);
-}
-
-void islet_large_free(islet_interp_t *caller, large_t *lg) {
-  islet_interp_t *owner = lg->h.owner;
-  bool local = caller == owner;
-  int old = atomic_exchange(&lg->state, local ? LARGE_DEAD : LARGE_REMOTE);
-  if (old != LARGE_LIVE) { /* a remote free is pending: this one is the second */
-    atomic_store(&lg->state, old);
-    islet_report(owner->rt, caller, ISLET_EDOUBLE_FREE, large_block(lg), lg->h.owner_id);
-    return;
-  }
-  vg_free(large_block(lg));
-  san_poison(large_block(lg), lg->size);
-  if (local) {
-    large_drop(owner, lg);
-    return;
-  }
-  large_t *head = atomic_load_explicit(&owner->remote_large, memory_order_relaxed);
-  do lg->rnext = head;
-  while (!atomic_compare_exchange_weak(&owner->remote_large, &head, lg)); /* seq_cst: remote.c */
-  islet_flag_pending(&owner->any_pending, 1);
-}
-
-void islet_large_collect(islet_interp_t *in) {
-  large_t *lg = atomic_exchange(&in->remote_large, NULL); /* seq_cst: see remote.c */
-  while (lg) {
-    large_t *next = lg->rnext;
-    in->remote_processed++;
-    large_drop(in, lg);
-    lg = next;
-  }
 }

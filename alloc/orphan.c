@@ -14,7 +14,7 @@
  * orphan_lock (api.c), never through the remote bitmaps: no free is in
  * flight when an orphan ends.  A remote free that raced the adoption is
  * taken back by the next tidy, which only sees it once it is complete
- * (any_pending is its last store: remote.c).
+ * (any_pending is its last store: handoff.c).
  */
 #include "internal.h"
 #include <stdlib.h>

@@ -1,0 +1,146 @@
+/* The cross-interpreter hand-off: a block freed by a thread that does not
+ * hold its owner goes back to that owner, and the owner takes it back.
+ *
+ * Why one file: a block must return to the interpreter that owns it,
+ * without a lock and without the freeing thread ever touching the owner's
+ * free state, and the ordering that makes that safe holds only as a whole.
+ * A small block: the freeing thread sets its bit in the page's remote
+ * bitmap with one atomic OR (which also catches a second free), then flags
+ * the page in its segment and the segment's owner, each only when not
+ * flagged already, so those stores are paid once per batch.  A large
+ * block: the freer claims it with one exchange on its state, then pushes
+ * its header (never the user's memory) on the owner's stack.  The owner
+ * clears the flags and swaps the words and the stack out when it needs
+ * memory (islet_collect).
+ *
+ * The fields any thread but the owner touches:
+ *
+ *   field                  writer                      reader                    order
+ *   page remote[] words    freer: fetch_or (set)       owner: load, exchange(0)  seq_cst
+ *                                                      free.c, classify.h: test  relaxed
+ *   segment pending        freer: load, fetch_or       owner: load, exchange(0)  seq_cst
+ *                                                      free fast path: test      relaxed
+ *   interp any_pending     freer: load, fetch_or       owner: load, store(0)     seq_cst
+ *   interp remote_large    freer: CAS push             owner: exchange(NULL)     seq_cst
+ *   large state            any freer: exchange         classify.h: load          seq_cst/relaxed
+ *   page live[] words      owner (orphan: under lock)  freer, classify.h: load   relaxed (1)
+ *   seghdr owner, _id      orphan.c take-over (lock)   any thread                release/acquire
+ * (2) seghdr fast_owner      segment.c, orphan.c         free fast path: compare   relaxed (2)
+ *   interp orphaned        orphan.c adopt: store       free.c: load              release/acquire
+ * (3) owner map words        map.c: store                every lookup              release/acquire
+ *
+ * Seq_cst everywhere in the protocol (free on x86: the RMWs are locked
+ * anyway and the loads are plain): a freer whose load finds a flag already
+ * set is ordered, in the single total order, before the owner's clear of
+ * that flag, so the owner's later load and swap of the word see the
+ * freer's bit.  A weaker load on either side would let the owner miss a
+ * bit whose flag is already gone.  Nothing is lost and nothing waits.
+ * (1) A freer reads a live bit only to catch a free of a free block; the
+ *     remote OR decides.  (2) Only a heap taking over an orphan's segment
+ *     changes them (orphan.c), and the new owner is read through them.
+ * (3) After it, every free of the orphan's blocks takes orphan_lock and
+ *     frees as the owner would (orphan.c); a remote free that raced it is
+ *     taken back by the orphan's next tidy.
+ */
+#include "internal.h"
+
+void islet_flag_pending(_Atomic uint64_t *word, uint64_t bit) {
+  if (!(atomic_load(word) & bit)) atomic_fetch_or(word, bit);
+}
+
+void islet_remote_free_small(islet_interp_t *caller, segment_t *seg, page_t *pg, long idx) {
+  unsigned w = (unsigned)idx >> 6;
+  uint64_t m = (uint64_t)1 << (idx & 63);
+  islet_interp_t *owner = seg->h.owner;
+  char *p = page_block(pg, (size_t)idx);
+  bool live = atomic_load_explicit(&page_live(pg)[w], memory_order_relaxed) & m;
+  if (live) { /* annotate before the hand-off: the owner may reuse it at once */
+    vg_free(p);
+    san_poison(p, pg->bsize);
+  }
+  if (!live || (atomic_fetch_or(&page_remote(pg)[w], m) & m)) {
+    islet_report(owner->rt, caller, ISLET_EDOUBLE_FREE, p, owner->id);
+    return;
+  }
+  islet_flag_pending(&seg->pending, (uint64_t)1 << seg_page_index(seg, pg));
+  islet_flag_pending(&owner->any_pending, 1);
+}
+
+void islet_large_free(islet_interp_t *caller, large_t *lg) {
+  islet_interp_t *owner = lg->h.owner;
+  bool local = caller == owner;
+  int old = atomic_exchange(&lg->state, local ? LARGE_DEAD : LARGE_REMOTE);
+  if (old != LARGE_LIVE) { /* a remote free is pending: this one is the second */
+    atomic_store(&lg->state, old);
+    islet_report(owner->rt, caller, ISLET_EDOUBLE_FREE, large_block(lg), lg->h.owner_id);
+    return;
+  }
+  vg_free(large_block(lg));
+  san_poison(large_block(lg), lg->size);
+  if (local) {
+    islet_large_drop(owner, lg);
+    return;
+  }
+  large_t *head = atomic_load_explicit(&owner->remote_large, memory_order_relaxed);
+  do lg->rnext = head;
+  while (!atomic_compare_exchange_weak(&owner->remote_large, &head, lg)); /* seq_cst: above */
+  islet_flag_pending(&owner->any_pending, 1);
+}
+
+void islet_large_collect(islet_interp_t *in) {
+  large_t *lg = atomic_exchange(&in->remote_large, NULL); /* seq_cst: above */
+  while (lg) {
+    large_t *next = lg->rnext;
+    in->remote_processed++;
+    islet_large_drop(in, lg);
+    lg = next;
+  }
+}
+
+static void collect_page(islet_interp_t *in, page_t *pg) {
+  bool was_full = pg->state == PG_FULL;
+  size_t n = 0;
+  for (unsigned w = 0; w < pg->nwords; w++) {
+    if (!atomic_load(&page_remote(pg)[w])) continue; /* seq_cst, as the exchange: see above */
+    uint64_t r = atomic_exchange(&page_remote(pg)[w], 0);
+    uint64_t bits = atomic_load_explicit(&page_live(pg)[w], memory_order_relaxed);
+    for (uint64_t bad = r & ~bits; bad; bad &= bad - 1) /* freed here meanwhile */
+      islet_report(in->rt, NULL, ISLET_EDOUBLE_FREE,
+                   page_block(pg, (size_t)w * 64 + (unsigned)__builtin_ctzll(bad)), in->id);
+    r &= bits;
+    atomic_store_explicit(&page_live(pg)[w], bits & ~r, memory_order_relaxed);
+    n += (size_t)__builtin_popcountll(r); /* on the free list at its next refill */
+  }
+  pg->used = (uint16_t)(pg->used - n);
+  in->bytes -= n * pg->bsize;
+  in->blocks -= n;
+  in->remote_processed += n;
+  if (n) islet_page_after_free(in, pg, was_full);
+}
+
+void islet_collect(islet_interp_t *in) {
+  if (!atomic_load(&in->any_pending)) return;
+  atomic_store(&in->any_pending, 0);
+  for (seghdr_t *h = in->segs.next; h != &in->segs; h = h->next) {
+    segment_t *seg = (segment_t *)h;
+    if (!atomic_load(&seg->pending)) continue;
+    for (uint64_t pend = atomic_exchange(&seg->pending, 0); pend; pend &= pend - 1)
+      collect_page(in, &seg->pages[__builtin_ctzll(pend)]);
+  }
+  islet_large_collect(in);
+}
+
+size_t islet_remote_backlog(islet_interp_t *in) {
+  size_t n = 0;
+  for (seghdr_t *h = in->segs.next; h != &in->segs; h = h->next) {
+    segment_t *seg = (segment_t *)h;
+    for (uint64_t pend = atomic_load(&seg->pending); pend; pend &= pend - 1) {
+      page_t *pg = &seg->pages[__builtin_ctzll(pend)];
+      for (unsigned w = 0; w < pg->nwords; w++)
+        n += (size_t)__builtin_popcountll(
+            atomic_load_explicit(&page_remote(pg)[w], memory_order_relaxed));
+    }
+  }
+  for (large_t *lg = atomic_load(&in->remote_large); lg; lg = lg->rnext) n++;
+  return n;
+}
