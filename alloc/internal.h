@@ -500,33 +500,24 @@ static inline islet_cross_policy_t islet_cross_policy(islet_runtime_t *rt) {
 /* report.c (and module.h) */
 extern islet_runtime_t *_Atomic islet_default_rt;
 
-/* lists */
-static inline void list_init(seghdr_t *s) {
-  s->next = s->prev = s;
-}
-static inline void list_push(seghdr_t *s, seghdr_t *h) {
-  h->next = s->next;
-  h->prev = s;
-  s->next->prev = h;
-  s->next = h;
-}
-static inline void list_del(seghdr_t *h) {
-  h->prev->next = h->next;
-  h->next->prev = h->prev;
-}
-/* The runtime's lists of interpreters (live, orphans), with sentinels. */
-static inline void interps_init(islet_interp_t *s) {
-  s->rt_next = s->rt_prev = s;
-}
-static inline void interps_push(islet_interp_t *s, islet_interp_t *in) {
-  in->rt_next = s->rt_next;
-  in->rt_prev = s;
-  s->rt_next->rt_prev = in;
-  s->rt_next = in;
-}
-static inline void interps_del(islet_interp_t *in) {
-  in->rt_prev->rt_next = in->rt_next;
-  in->rt_next->rt_prev = in->rt_prev;
-}
+/* Circular doubly linked lists with a sentinel: an owner's segments and
+ * large blocks (list_*), and the runtime's live and orphaned interpreters
+ * (interps_*).  push adds after the sentinel (or any element). */
+#define DLIST(name, type, next, prev)                                                              \
+  static inline void name##_init(type *s) {                                                        \
+    s->next = s->prev = s;                                                                         \
+  }                                                                                                \
+  static inline void name##_push(type *s, type *x) {                                               \
+    x->next = s->next;                                                                             \
+    x->prev = s;                                                                                   \
+    s->next->prev = x;                                                                             \
+    s->next = x;                                                                                   \
+  }                                                                                                \
+  static inline void name##_del(type *x) {                                                         \
+    x->prev->next = x->next;                                                                       \
+    x->next->prev = x->prev;                                                                       \
+  }
+DLIST(list, seghdr_t, next, prev)
+DLIST(interps, islet_interp_t, rt_next, rt_prev)
 
 #endif

@@ -378,17 +378,24 @@ static int short_of_address_space(void) {
   return 0;
 }
 
-Test(teardown, an_allocation_waits_for_memory_on_its_way_back) {
+/* The exit status of fn, run in a child under RLIMIT_AS (set by fn), which
+ * must not crash; 1 means it could not fill its address space. */
+static int short_child(int (*fn)(void)) {
   if (UNDER_ASAN) cr_skip_test("ASan's shadow does not fit under RLIMIT_AS");
-  if (strcmp(islet_backend(), "system")) cr_skip_test("jemalloc decides what it reuses");
   setup_default();
   pid_t pid = fork();
-  if (pid == 0) _exit(short_of_address_space());
+  if (pid == 0) _exit(fn());
   int st;
   cr_assert_eq(waitpid(pid, &st, 0), pid);
   cr_assert(WIFEXITED(st), "the child crashed: signal %d", WTERMSIG(st));
   cr_assert_neq(WEXITSTATUS(st), 1, "the child could not fill its address space");
-  cr_assert_eq(WEXITSTATUS(st), 0, "no memory while a destroyed heap's was on its way back");
+  return WEXITSTATUS(st);
+}
+
+Test(teardown, an_allocation_waits_for_memory_on_its_way_back) {
+  if (strcmp(islet_backend(), "system")) cr_skip_test("jemalloc decides what it reuses");
+  cr_assert_eq(short_child(short_of_address_space), 0,
+               "no memory while a destroyed heap's was on its way back");
 }
 
 /* Out of address space, a heap whose small blocks are all gone turns an
@@ -425,17 +432,10 @@ static int large_from_emptied_segments(void) {
 }
 
 Test(teardown, emptied_segments_serve_a_large_block_when_the_address_space_runs_out) {
-  if (UNDER_ASAN) cr_skip_test("ASan's shadow does not fit under RLIMIT_AS");
-  setup_default();
-  pid_t pid = fork();
-  if (pid == 0) _exit(large_from_emptied_segments());
-  int st;
-  cr_assert_eq(waitpid(pid, &st, 0), pid);
-  cr_assert(WIFEXITED(st), "the child crashed: signal %d", WTERMSIG(st));
-  cr_assert_neq(WEXITSTATUS(st), 1, "the child could not fill its address space");
-  cr_assert_neq(WEXITSTATUS(st), 2, "no large block from the emptied segments");
-  cr_assert_neq(WEXITSTATUS(st), 3, "the large block could not grow to 3 MiB");
-  cr_assert_neq(WEXITSTATUS(st), 4, "its segment did not serve small blocks again");
-  cr_assert_neq(WEXITSTATUS(st), 5, "a cross free, the stats or the leak report went wrong");
-  cr_assert_eq(WEXITSTATUS(st), 0);
+  static const char *const why[] = {[2] = "no large block from the emptied segments",
+                                    [3] = "the large block could not grow to 3 MiB",
+                                    [4] = "its segment did not serve small blocks again",
+                                    [5] = "a cross free, the stats or the leak report went wrong"};
+  int st = short_child(large_from_emptied_segments);
+  cr_assert_eq(st, 0, "%s", st < 6 ? why[st] : "?");
 }
