@@ -4,7 +4,8 @@
  * heap takes milliseconds to unmap), while islet_interp_destroy must take
  * time proportional to the interpreter's arenas, not to what they hold.  So
  * destroy only tombstones the regions and queues them; a runtime thread,
- * started on first use like jemalloc's background_thread, returns them to the
+ * started on first use like jemalloc's background_thread (and, like it, not
+ * in a child of fork(): fork.c), returns them to the
  * backend or, under quarantine, makes them inaccessible and drops their pages
  * while keeping the address range reserved until the runtime ends.  Queued
  * regions are already unreachable (the owner map says "destroyed"), never
@@ -117,8 +118,8 @@ static void *reclaimer(void *arg) {
   return NULL;
 }
 
-/* rt->lock held.  Started on first use, and again in a child of fork(),
- * which has none (fork.c). */
+/* rt->lock held.  Started on first use; never in a child of fork(), whose
+ * runtimes reclaim inline (fork.c). */
 static bool reclaimer_running(islet_runtime_t *rt) {
   if (!rt->reclaimer_started && !rt->cfg.reclaim_inline)
     rt->reclaimer_started = pthread_create(&rt->reclaimer, NULL, reclaimer, rt) == 0;
@@ -126,7 +127,8 @@ static bool reclaimer_running(islet_runtime_t *rt) {
 }
 
 /* A partial record (an orphan's empty segments) is done now: the orphan's
- * arena must not be released before it. */
+ * arena must not be released before it.  With no thread, a queue is what a
+ * child of fork() inherited: it goes first (quarantine is oldest first). */
 void islet_reclaim_submit(islet_runtime_t *rt, retired_t *rec) {
   pthread_mutex_lock(&rt->lock);
   if (!rec->partial && reclaimer_running(rt) && rt->queued_bytes < BACKLOG_MAX) {
@@ -136,6 +138,7 @@ void islet_reclaim_submit(islet_runtime_t *rt, retired_t *rec) {
     rt->queued_bytes += rec->bytes;
     pthread_cond_signal(&rt->wake);
   } else {
+    if (!rt->reclaimer_started) drain(rt);
     process_counted(rt, rec);
   }
   pthread_mutex_unlock(&rt->lock);
@@ -159,7 +162,7 @@ void islet_reclaim_now(islet_interp_t *in) {
 static bool reclaim_wait(islet_runtime_t *rt) {
   pthread_mutex_lock(&rt->lock);
   bool any = rt->queue || rt->reclaiming;
-  if (rt->queue && !reclaimer_running(rt)) drain(rt); /* a child of fork() that cannot start one */
+  if (rt->queue && !reclaimer_running(rt)) drain(rt); /* what a child of fork() inherited */
   while (rt->queue || rt->reclaiming) pthread_cond_wait(&rt->idle, &rt->lock);
   pthread_mutex_unlock(&rt->lock);
   return any;

@@ -30,11 +30,15 @@
  *     allocate or free with it.
  *   - fork(): islet holds its locks across it (pthread_atfork), and waits
  *     for a heap being given back to be done, so the child may create, use
- *     and destroy interpreters, and flush; it starts a runtime thread of
- *     its own when it needs one.  An interpreter that another
- *     thread was allocating from at the fork is copied as it was: the child
- *     may free its blocks and destroy it (CPython's child deletes such
- *     interpreters), but should not allocate from it.
+ *     and destroy interpreters, and flush.  The child starts no thread:
+ *     the runtimes it inherits give destroyed heaps back on the destroying
+ *     thread, as with reclaim_inline (POSIX allows a child of a
+ *     multi-threaded fork only async-signal-safe calls, and TSan kills one
+ *     that starts a thread); a runtime the child creates follows its own
+ *     config.  An interpreter that another thread was allocating from at
+ *     the fork is copied as it was: the child may free its blocks and
+ *     destroy it (CPython's child deletes such interpreters), but should
+ *     not allocate from it.
  */
 #ifndef ISLET_H
 #define ISLET_H
@@ -123,7 +127,8 @@ typedef struct {
   size_t quarantine_max;
   /* Nonzero: islet_interp_destroy gives the memory back itself, and no
    * runtime thread is started.  Zero (default): a background thread does it,
-   * so destroy takes time per arena, not per resident page. */
+   * so destroy takes time per arena, not per resident page; in a child of
+   * fork(), the destroying thread does (see fork() above). */
   int reclaim_inline;
   /* Called for every reported event instead of printing it to stderr.
    * It may run on any thread, with islet's locks held: it must not call

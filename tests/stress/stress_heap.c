@@ -16,19 +16,29 @@
  * take the orphans' segments over (orphan.c); a heap's stats and report
  * then count what it took over too, so they are bounds, not equalities.
  *
- *   stress_heap [--interps N] [--ops N] [--cycles N] [--seconds S] [--orphan]
+ * With --fork N, the main thread forks N times while the workers run (they
+ * go on cycling until it is done), as multiprocessing forks a threaded
+ * program.  Each child allocates, destroys a heap of its own and flushes,
+ * and must neither hang nor start a thread to do it (fork.c): TSan kills a
+ * child of a multi-threaded fork that starts one.
+ *
+ *   stress_heap [--interps N] [--ops N] [--cycles N] [--seconds S] [--orphan] [--fork N]
  */
 #include "islet.h"
 #include "objects.h"
 #include "islet_object.h"
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MAX_INTERPS 64
 #define SLOTS 4096
@@ -58,12 +68,13 @@ typedef struct {
 } worker_t;
 
 static worker_t workers[MAX_INTERPS];
-static int ninterps = 4, ncycles = 3;
+static int ninterps = 4, ncycles = 3, nforks;
 static long nops = 200000;
 static double seconds;
 static bool orphan;
 static islet_runtime_t *rt;
 static _Atomic int done, failures;
+static atomic_bool forking; /* the workers go on while the main thread forks */
 static _Atomic long events, remote_taken, remote_sent;
 
 static void fail(const char *what, unsigned w) {
@@ -214,11 +225,16 @@ static double now(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static bool more_cycles(unsigned c, double t0) {
+  if (atomic_load(&forking)) return true;
+  return seconds ? now() - t0 < seconds : c < (unsigned)ncycles;
+}
+
 static void *worker(void *arg) {
   worker_t *w = arg;
   void **slot = calloc(SLOTS, sizeof *slot);
   double t0 = now();
-  for (unsigned c = 0; seconds ? now() - t0 < seconds : c < (unsigned)ncycles; c++) {
+  for (unsigned c = 0; more_cycles(c, t0); c++) {
     if (c) w->in = islet_interp_new(rt); /* the first was made before the threads */
     w->created++;
     run_cycle(w, c, slot);
@@ -237,6 +253,60 @@ static void *worker(void *arg) {
   return NULL;
 }
 
+/* Threads of this process, read without allocating (the other threads may
+ * have held malloc's locks at the fork); -1 if unknown. */
+static int count_threads(void) {
+  char buf[4096];
+  int fd = open("/proc/self/status", O_RDONLY);
+  ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+  if (fd >= 0) close(fd);
+  if (n <= 0) return -1;
+  buf[n] = 0;
+  const char *t = strstr(buf, "\nThreads:");
+  return t ? atoi(t + strlen("\nThreads:")) : -1;
+}
+
+/* A child's life, by exit status: 0 when it allocated, destroyed a heap and
+ * flushed with no thread started; 1 when islet started one (or /proc cannot
+ * tell); 2 when an allocation failed; killed by SIGALRM when it hung.  No
+ * stdio here. */
+enum { CHILD_THREADED = 1, CHILD_NOMEM = 2 };
+static void child_life(void) {
+  alarm(60);
+  int threads = count_threads();
+  size_t size = (size_t)1 << 20;
+  islet_interp_t *in = islet_interp_new(rt);
+  char *big = in ? islet_malloc(in, size) : NULL;
+  if (!big) _exit(CHILD_NOMEM);
+  memset(big, 1, size);
+  for (int k = 0; k < 100; k++) islet_free(in, islet_malloc(in, k % 2 ? 64 : 300000));
+  islet_interp_destroy(in, NULL);
+  islet_runtime_flush(rt);
+  _exit(threads < 0 || count_threads() != threads ? CHILD_THREADED : 0);
+}
+
+static void fork_children(void) {
+  int hung = 0, threaded = 0, failed = 0;
+  for (int i = 0; i < nforks; i++) {
+    pid_t pid = fork();
+    if (pid == 0) child_life();
+    int st;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid)
+      failed++;
+    else if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM)
+      hung++;
+    else if (WIFEXITED(st) && WEXITSTATUS(st) == CHILD_THREADED)
+      threaded++;
+    else if (!WIFEXITED(st) || WEXITSTATUS(st))
+      failed++;
+  }
+  if (hung || threaded || failed) {
+    fprintf(stderr, "stress_heap: of %d children %d hung, %d started a thread, %d failed\n", nforks,
+            hung, threaded, failed);
+    failures++;
+  }
+}
+
 int main(int argc, char **argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!strcmp(argv[i], "--interps"))
@@ -247,6 +317,8 @@ int main(int argc, char **argv) {
       ncycles = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--seconds"))
       seconds = atof(argv[i + 1]);
+    else if (!strcmp(argv[i], "--fork"))
+      nforks = atoi(argv[i + 1]);
   }
   for (int i = 1; i < argc; i++) orphan |= !strcmp(argv[i], "--orphan");
   if (ninterps < 1 || ninterps > MAX_INTERPS) {
@@ -263,7 +335,10 @@ int main(int argc, char **argv) {
     workers[i].in = islet_interp_new(rt);
     pthread_mutex_init(&workers[i].inbox.lock, NULL);
   }
+  atomic_store(&forking, nforks > 0);
   for (int i = 0; i < ninterps; i++) pthread_create(&workers[i].tid, NULL, worker, &workers[i]);
+  fork_children();
+  atomic_store(&forking, false);
   long ops = 0, created = 0, sent = 0, orphans_sent = 0;
   for (int i = 0; i < ninterps; i++) {
     pthread_join(workers[i].tid, NULL);
