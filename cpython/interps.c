@@ -66,8 +66,15 @@ void islet_py_raw_calloced(void *p, size_t size) {
     recent.b[recent.next++ % RECENT] = (block_t){(uintptr_t)p, (uintptr_t)p + size};
 }
 
+/* A block this thread frees can no longer hold a new interpreter's state. */
+static void forget(void *p) {
+  for (unsigned i = 0; i < RECENT; i++)
+    if (recent.b[i].start == (uintptr_t)p) recent.b[i] = (block_t){0, 0};
+}
+
 /* The newest block this thread was given that holds py's state: an older
- * one holding the same address was freed before it. */
+ * one holding the same address (freed by another thread) was freed before
+ * it. */
 static void *state_block(PyInterpreterState *py) {
   uintptr_t a = (uintptr_t)py;
   for (unsigned i = 1; i <= RECENT; i++) {
@@ -172,7 +179,9 @@ static void retire(slot_t *s) {
 }
 
 void islet_py_raw_freeing(void *p) {
-  if (!p || !find_block(p)) return;
+  if (!p) return;
+  forget(p);
+  if (!find_block(p)) return;
   pthread_mutex_lock(&lock);
   slot_t *s = find_block(p);
   if (s) retire(s);
