@@ -13,8 +13,11 @@ void islet_py_start(islet_runtime_t *rt, size_t limit, islet_teardown_t teardown
 /* isolated.c: the interpreter has its own object state (3.12+, PEP 684) */
 int islet_py_isolated(PyInterpreterState *py);
 islet_interp_t *islet_py_heap_slow(PyInterpreterState *py);
-/* p is being freed by PyMem_RawFree: if it is an interpreter's state, that
- * interpreter has ended. */
+/* PyMem_RawCalloc gave this thread p, of size bytes: it may hold the state
+ * of an interpreter about to be made. */
+void islet_py_raw_calloced(void *p, size_t size);
+/* p is being freed by PyMem_RawFree: if it holds an interpreter's state,
+ * that interpreter has ended. */
 void islet_py_raw_freeing(void *p);
 /* Py_AtExit: the main interpreter (and any other left) has ended. */
 void islet_py_end_all(void);

@@ -3,7 +3,8 @@
  * Why: MEM and OBJ calls hold the interpreter's lock, so each can go to the
  * calling thread's interpreter's heap with islet's one-thread-at-a-time
  * fast path.  RAW calls come from any thread with no lock held; they stay
- * with CPython's allocator, and only their frees are watched (interps.c).
+ * with CPython's allocator, and only their callocs and frees are watched
+ * (interps.c).
  * Every block islet did not make goes back to the allocator it wraps: what
  * was allocated before the install, or while no thread state existed.
  */
@@ -74,7 +75,9 @@ static void *raw_malloc(void *ctx, size_t n) {
   return prev_raw.malloc(ctx, n);
 }
 static void *raw_calloc(void *ctx, size_t n, size_t size) {
-  return prev_raw.calloc(ctx, n, size);
+  void *p = prev_raw.calloc(ctx, n, size);
+  islet_py_raw_calloced(p, n * size); /* no overflow: the block exists */
+  return p;
 }
 static void *raw_realloc(void *ctx, void *p, size_t n) {
   return prev_raw.realloc(ctx, p, n);

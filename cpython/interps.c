@@ -4,24 +4,37 @@
  * retired exactly when that interpreter has ended, with no help from the
  * interpreter (Py_EndInterpreter cannot be interposed: Debian's python3 links
  * libpython statically and its libpython uses -fno-semantic-interposition).
- * Two signals are enough: a sub-interpreter's state is the last thing its
+ * Two signals are enough: a sub-interpreter's state is in the last block its
  * deletion frees, with PyMem_RawFree, which islet watches; the main
  * interpreter's is static, so Py_AtExit (called at the end of Py_FinalizeEx,
  * after every object is gone) ends it and whatever else is left.
  *
- * A slot maps a PyInterpreterState to its heap.  Slots are read without the
- * lock (the RawFree watch runs on any thread); they change under it.  A
- * thread caches its last lookup, tagged with a generation that every retire
- * bumps, because a new interpreter may get the address of an ended one.
+ * The state is not always at the start of its block: 3.14 aligns it inside
+ * a larger PyMem_RawCalloc block and frees the block.  So the block is found
+ * by containment, not assumed: each thread keeps the last large blocks
+ * RawCalloc gave it, and an interpreter's first allocation, on the thread
+ * that made it, looks up the one holding its state.  Without one (the
+ * main interpreter's static state, or a first allocation on another
+ * thread), the state's own address is watched, which is the block on 3.11
+ * to 3.13.
+ *
+ * A slot maps a PyInterpreterState, and its block, to its heap.  Slots are
+ * read without the lock (the RawFree watch runs on any thread); they change
+ * under it.  A thread caches its last lookup, tagged with a generation that
+ * every retire bumps, because a new interpreter may get the address of an
+ * ended one.
  */
 #include "cpython.h"
 #include <pthread.h>
 #include <stdlib.h>
 
-#define SLOTS 4096 /* interpreters alive at once; beyond, the wrapped allocator */
+#define SLOTS 4096     /* interpreters alive at once; beyond, the wrapped allocator */
+#define RECENT 8       /* large RawCalloc blocks a thread remembers (a power of 2) */
+#define STATE_MIN 4096 /* an interpreter's state is larger than this */
 
 typedef struct {
   _Atomic(PyInterpreterState *) py;
+  _Atomic(void *) block; /* the RawCalloc block holding py */
   islet_interp_t *heap;
   long long id;
 } slot_t;
@@ -39,6 +52,37 @@ static size_t nended, capended;
 
 _Atomic unsigned islet_py_gen;
 _Thread_local islet_py_cache_t islet_py_cache ISLET_PY_TLS;
+
+typedef struct {
+  uintptr_t start, end;
+} block_t;
+static _Thread_local struct {
+  block_t b[RECENT];
+  unsigned next;
+} recent ISLET_PY_TLS;
+
+void islet_py_raw_calloced(void *p, size_t size) {
+  if (p && size >= STATE_MIN)
+    recent.b[recent.next++ % RECENT] = (block_t){(uintptr_t)p, (uintptr_t)p + size};
+}
+
+/* A block this thread frees can no longer hold a new interpreter's state. */
+static void forget(void *p) {
+  for (unsigned i = 0; i < RECENT; i++)
+    if (recent.b[i].start == (uintptr_t)p) recent.b[i] = (block_t){0, 0};
+}
+
+/* The newest block this thread was given that holds py's state: an older
+ * one holding the same address (freed by another thread) was freed before
+ * it. */
+static void *state_block(PyInterpreterState *py) {
+  uintptr_t a = (uintptr_t)py;
+  for (unsigned i = 1; i <= RECENT; i++) {
+    const block_t *b = &recent.b[(recent.next - i) % RECENT];
+    if (a >= b->start && a < b->end) return (void *)b->start;
+  }
+  return py;
+}
 
 /* fork(): registered after islet's handlers (r exists), so this lock, held
  * while islet's are taken, is taken before them. */
@@ -67,6 +111,13 @@ static slot_t *find(const void *py) {
   return NULL;
 }
 
+static slot_t *find_block(const void *block) {
+  size_t n = atomic_load_explicit(&nslots, memory_order_acquire);
+  for (size_t i = 0; i < n; i++)
+    if (atomic_load_explicit(&slots[i].block, memory_order_acquire) == block) return &slots[i];
+  return NULL;
+}
+
 static slot_t *add(PyInterpreterState *py) {
   slot_t *s = find(NULL);
   if (!s) {
@@ -80,6 +131,7 @@ static slot_t *add(PyInterpreterState *py) {
   islet_interp_set_limit(s->heap, limit);
   if (islet_py_isolated(py)) islet_interp_set_teardown(s->heap, isolated_teardown);
   s->id = (long long)PyInterpreterState_GetID(py);
+  atomic_store_explicit(&s->block, state_block(py), memory_order_release);
   atomic_store_explicit(&s->py, py, memory_order_release);
   if (!atexit_armed) /* Py_FinalizeEx runs and forgets its exit functions */
     atexit_armed = Py_AtExit(islet_py_end_all) == 0;
@@ -118,6 +170,7 @@ static void retire(slot_t *s) {
   islet_leak_report_t r;
   islet_interp_t *heap = s->heap;
   atomic_store_explicit(&s->py, NULL, memory_order_release);
+  atomic_store_explicit(&s->block, NULL, memory_order_release);
   atomic_fetch_add_explicit(&islet_py_gen, 1, memory_order_release);
   islet_interp_collect(heap);
   islet_interp_stats(heap, &st);
@@ -126,9 +179,11 @@ static void retire(slot_t *s) {
 }
 
 void islet_py_raw_freeing(void *p) {
-  if (!p || !find(p)) return;
+  if (!p) return;
+  forget(p);
+  if (!find_block(p)) return;
   pthread_mutex_lock(&lock);
-  slot_t *s = find(p);
+  slot_t *s = find_block(p);
   if (s) retire(s);
   pthread_mutex_unlock(&lock);
 }

@@ -17,8 +17,12 @@
  *                                   (race: TSan's negative control)
  *   embed uaf                       reads an object CPython freed: ASan's
  *                                   negative control (must be reported)
+ *   embed immortal                  (3.12+) CPython's immortal constants are
+ *                                   immortal to islet's check (the build's
+ *                                   immortal_abi), new objects are not
  */
 #include "islet_cpython.h"
+#include "islet_object.h"
 #include <Python.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -325,6 +329,37 @@ static int uaf(void) {
   return 1; /* not reported: the control failed */
 }
 
+#if PY_VERSION_HEX >= 0x030C0000
+/* None, True, False and small ints are statically allocated immortals; a
+ * large int and a list are new, mortal objects.  The number of wrong ones. */
+static int immortal_in(const char *where) {
+  PyObject *imm[] = {
+      Py_None, Py_True, Py_False, PyLong_FromLong(-5), PyLong_FromLong(0), PyLong_FromLong(256)};
+  PyObject *mortal[] = {PyLong_FromLongLong(1LL << 40), PyList_New(0)};
+  int bad = 0;
+  for (size_t i = 0; i < sizeof imm / sizeof *imm; i++)
+    bad += !islet_is_immortal((const islet_object_t *)imm[i]);
+  for (size_t i = 0; i < sizeof mortal / sizeof *mortal; i++) {
+    bad += islet_is_immortal((const islet_object_t *)mortal[i]);
+    Py_DECREF(mortal[i]);
+  }
+  printf("CPython %s, islet encoding %d, %s: %d wrong\n", PY_VERSION, islet_immortal_abi(), where,
+         bad);
+  return bad;
+}
+
+static int immortal(void) {
+  start(0);
+  PyThreadState *main_ts = PyThreadState_Get();
+  int bad = immortal_in("main interpreter");
+  PyThreadState *ts = new_sub();
+  bad += immortal_in("own-GIL sub-interpreter");
+  end_sub(ts, main_ts);
+  Py_Finalize();
+  return bad != 0;
+}
+#endif
+
 int main(int argc, char **argv) {
   const char *what = argc > 1 ? argv[1] : "";
   if (!strcmp(what, "cycles") && argc >= 4)
@@ -336,6 +371,7 @@ int main(int argc, char **argv) {
 #if PY_VERSION_HEX >= 0x030C0000
   if (!strcmp(what, "owngil"))
     return owngil(argc > 2 && !strcmp(argv[2], "plain"), argc > 2 && !strcmp(argv[2], "race"));
+  if (!strcmp(what, "immortal")) return immortal();
 #endif
   fprintf(stderr, "usage: embed cycles N MAX_KIB [plain] | reinit | cross | limit\n");
   return 2;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # abi-check.sh SRC BUILD: compiles tests/immortal/abi_check.c against the
-# headers of CPython 3.13 (encoding 312) and 3.14 (encoding 314), fetched by
+# headers of CPython 3.13 (encoding 312), 3.14 and 3.15 (encoding 314), fetched by
 # tools/fetch-cpython.sh, and runs it.  A version whose headers
 # cannot be had is skipped loudly; if none can, the test is skipped (77).
 # A negative control runs last: 3.13's headers against the 3.14 encoding
@@ -10,7 +10,7 @@ src=$1 build=$2
 ran=0 failed=0
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-for run in 3.13:312:match 3.14:314:match 3.13:314:mismatch; do
+for run in 3.13:312:match 3.14:314:match 3.15:314:match 3.13:314:mismatch; do
   IFS=: read -r v abi expect <<<"$run"
   if ! dir=$("$src/tools/fetch-cpython.sh" headers "$v"); then
     echo "SKIPPED: CPython $v headers are not available here; encoding $abi not checked"
