@@ -8,46 +8,59 @@
  * run` started (ISLET_PID) prints the table at exit, its children do not.
  */
 #include "islet_cpython.h"
+#include <ctype.h>
 #include <dlfcn.h>
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* "64M", "512k", "1G" or bytes; 0 when absent or malformed. */
-static size_t parse_size(const char *s) {
-  if (!s) return 0;
-  char *end;
-  unsigned long long v = strtoull(s, &end, 10);
-  int shift = *end == 'k' || *end == 'K'   ? 10
-              : *end == 'm' || *end == 'M' ? 20
-              : *end == 'g' || *end == 'G' ? 30
-                                           : 0;
-  return (size_t)v << shift;
-}
-
-static int pick(const char *s, const char *const names[], int n, int def) {
-  for (int i = 0; s && i < n; i++)
-    if (!strcmp(s, names[i])) return i;
-  return def;
-}
 
 static int main_process(void) {
   const char *pid = getenv("ISLET_PID");
   return pid && atoll(pid) == (long long)getpid();
 }
 
+/* A setting `islet run` would have refused, set by hand: said once. */
+static void bad(const char *var, const char *value, const char *instead) {
+  if (main_process()) fprintf(stderr, "islet: %s=%s is not valid: using %s\n", var, value, instead);
+}
+
+/* ISLET_LIMIT: bytes, or a whole number of k, M or G ("64M"); 0 (none)
+ * when absent or malformed. */
+static size_t limit(void) {
+  const char *s = getenv("ISLET_LIMIT");
+  if (!s) return 0;
+  static const char units[] = "kKmMgG";
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  const char *u = *end ? strchr(units, *end) : NULL;
+  int shift = u ? 10 * (int)((u - units) / 2 + 1) : 0;
+  if (isdigit((unsigned char)*s) && !errno && (!*end || (u && !end[1])) && v <= SIZE_MAX >> shift)
+    return (size_t)v << shift;
+  bad("ISLET_LIMIT", s, "no limit");
+  return 0;
+}
+
+static int pick(const char *var, const char *const names[], int n, int def) {
+  const char *s = getenv(var);
+  for (int i = 0; s && i < n; i++)
+    if (!strcmp(s, names[i])) return i;
+  if (s) bad(var, s, names[def]);
+  return def;
+}
+
 /* ISLET_PURGE_DELAY: milliseconds, negative for never; 0 (the default)
- * when absent, and said once when it is not a whole number. */
+ * when absent or not a whole number. */
 static long purge_delay(void) {
   const char *s = getenv("ISLET_PURGE_DELAY");
   if (!s) return 0;
   char *end;
   long v = strtol(s, &end, 10);
   if (end != s && !*end) return v;
-  if (main_process())
-    fprintf(stderr, "islet: ISLET_PURGE_DELAY=%s is not a number of milliseconds: default used\n",
-            s);
+  bad("ISLET_PURGE_DELAY", s, "the default");
   return 0;
 }
 
@@ -76,11 +89,10 @@ __attribute__((constructor)) static void start(void) {
   static const char *const cross[] = {"defer", "report", "abort"};
   static const char *const teardown[] = {"release", "quarantine", "orphan"};
   static islet_config_t rt;
-  rt = (islet_config_t){
-      .cross_free = (islet_cross_policy_t)pick(getenv("ISLET_CROSS_FREE"), cross, 3, 0),
-      .teardown = (islet_teardown_t)pick(getenv("ISLET_TEARDOWN"), teardown, 3, 2),
-      .quarantine_max = ISLET_CPYTHON_QUARANTINE_MAX,
-      .purge_delay_ms = purge_delay()};
-  islet_cpython_config_t cfg = {&rt, parse_size(getenv("ISLET_LIMIT"))};
+  rt = (islet_config_t){.cross_free = (islet_cross_policy_t)pick("ISLET_CROSS_FREE", cross, 3, 0),
+                        .teardown = (islet_teardown_t)pick("ISLET_TEARDOWN", teardown, 3, 2),
+                        .quarantine_max = ISLET_CPYTHON_QUARANTINE_MAX,
+                        .purge_delay_ms = purge_delay()};
+  islet_cpython_config_t cfg = {&rt, limit()};
   if (islet_cpython_install(&cfg) == 0) atexit(report);
 }

@@ -9,6 +9,7 @@ interpreters on their own heaps, the limit hit by that one only, and the
 cross-interpreter frees CPython 3.11 makes (its interpreters share static
 types' caches).  The cross-free policies report or abort with one line each,
 and PYTHONMALLOC turns islet off with a message instead of being ignored.
+A bad option is an error before the program starts (exit 2).
 """
 import json
 import os
@@ -16,9 +17,13 @@ import signal
 import subprocess
 import sys
 
+from regrtest import describe
+
 islet, python, demo, work = sys.argv[1:5]
+islet = os.path.abspath(islet)
 os.makedirs(work, exist_ok=True)
 failures = []
+print(describe(python))
 
 
 def check(ok, what):
@@ -30,6 +35,15 @@ def check(ok, what):
 def run(opts, env=None, script=(demo,)):
     return subprocess.run([islet, "run", "--limit", "64M"] + opts + ["--", python, *script], env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def islet_run(args, env=None, cwd=None):
+    """`islet run ARGS`: its exit status (None: hung for a minute), stdout and stderr."""
+    try:
+        return subprocess.run([islet, "run"] + args, env=env, cwd=cwd, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, timeout=60)
+    except subprocess.TimeoutExpired as e:
+        return subprocess.CompletedProcess(e.cmd, None, "", "hung")
 
 
 path = os.path.join(work, "demo.json")
@@ -60,5 +74,26 @@ check(r.returncode == -signal.SIGABRT and "islet: cross-interpreter free: 0x" in
 r = run([], env=dict(os.environ, PYTHONMALLOC="malloc"), script=("-c", "pass"))
 check(r.returncode == 0 and "PYTHONMALLOC is set" in r.stderr and "islet is off" in r.stderr,
       "PYTHONMALLOC turns islet off, loudly")
+
+ran = os.path.join(work, "ran")
+for opts in (["--limit", "64Q"], ["--limit", "1.5G"], ["--limit", "-1"], ["--limit", "abc"],
+             ["--limit", ""], ["--limit", "1M"], ["--limit", "99999999999999999999G"],
+             ["--teardown", "bogus"], ["--cross-free", "nope"], ["--purge-delay", "soon"],
+             ["--json", "/nonexistent/dir/x.json"], ["--jsn", "x.json"]):
+    if os.path.exists(ran):
+        os.remove(ran)
+    r = islet_run(opts + ["--", python, "-c", f"open({ran!r}, 'w')"])
+    check(r.returncode == 2 and r.stderr.startswith("islet: ") and not os.path.exists(ran),
+          f"{' '.join(opts)}: an error before the program starts (exit {r.returncode}: "
+          f"{r.stderr.strip()[:120]!r})")
+rel = os.path.join(work, "rel.json")
+if os.path.exists(rel):
+    os.remove(rel)
+r = islet_run(["--json", "rel.json", "--", python, "-c", "import os; os.chdir('/')"], cwd=work)
+check(r.returncode == 0 and os.path.exists(rel), "--json FILE is where islet run was started")
+r = islet_run(["--limit", "0", "--", python, "-c", "bytearray(80 << 20)"])
+check(r.returncode == 0, f"--limit 0: no limit (exit {r.returncode})")
+r = islet_run(["--limit", "4M", "--", python, "-c", "pass"])
+check(r.returncode == 0, f"--limit 4M, the floor, starts CPython (exit {r.returncode})")
 
 sys.exit(1 if failures else 0)

@@ -30,6 +30,18 @@ EXPECTED = {
 }
 
 
+def describe(python):
+    """The interpreter a suite tests, its version and the libpython it runs."""
+    return subprocess.check_output([python, "-c", DESCRIBE], text=True).strip()
+
+
+DESCRIBE = """import sys
+libs = sorted({w for w in open("/proc/self/maps").read().split() if "/libpython" in w})
+print(f"python: {sys.executable} {sys.version.split()[0]},",
+      "libpython: " + " ".join(libs) if libs else "libpython linked in statically")
+"""
+
+
 def overlay(python, source, work):
     """A test package that is the system's plus test_capi from the source."""
     lib = subprocess.check_output(
@@ -71,6 +83,7 @@ def outcomes(xml):
 
 def main(argv):
     python, islet, work = argv[:3]
+    print(describe(python), flush=True)
     rest = argv[3:]
     source = None
     if rest[:1] == ["--fetch"]:
