@@ -8,7 +8,8 @@
 #include "islet_cpython.h"
 
 /* interps.c: the table of interpreters and their heaps */
-/* teardown: the runtime's policy, for interpreters that share objects */
+/* teardown: the policy of interpreters that share nothing; the others are
+ * orphaned */
 void islet_py_start(islet_runtime_t *rt, size_t limit, islet_teardown_t teardown);
 /* isolated.c: the interpreter has its own object state (3.12+, PEP 684) */
 int islet_py_isolated(PyInterpreterState *py);

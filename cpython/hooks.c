@@ -92,7 +92,7 @@ static void wrap(PyMemAllocatorDomain d, PyMemAllocatorEx *prev, PyMemAllocatorE
 
 int islet_cpython_install(const islet_cpython_config_t *cfg) {
   if (!installed) {
-    islet_config_t def = {.teardown = ISLET_TEARDOWN_ORPHAN,
+    islet_config_t def = {.teardown = ISLET_TEARDOWN_QUARANTINE,
                           .quarantine_max = ISLET_CPYTHON_QUARANTINE_MAX};
     const islet_config_t *rc = cfg && cfg->runtime ? cfg->runtime : &def;
     islet_runtime_t *rt = islet_runtime_new(rc);

@@ -57,7 +57,7 @@ void islet_py_start(islet_runtime_t *r, size_t lim, islet_teardown_t teardown) {
   pthread_once(&once, watch_fork);
   rt = r;
   limit = lim;
-  isolated_teardown = teardown == ISLET_TEARDOWN_RELEASE ? teardown : ISLET_TEARDOWN_QUARANTINE;
+  isolated_teardown = teardown;
 }
 
 static slot_t *find(const void *py) {
@@ -78,7 +78,10 @@ static slot_t *add(PyInterpreterState *py) {
   s->heap = islet_interp_new(rt);
   if (!s->heap) return NULL;
   islet_interp_set_limit(s->heap, limit);
-  if (islet_py_isolated(py)) islet_interp_set_teardown(s->heap, isolated_teardown);
+  /* a block of an interpreter that shares objects may outlive it: only
+   * orphan keeps it valid (release would reuse it, quarantine fault on it) */
+  islet_interp_set_teardown(s->heap,
+                            islet_py_isolated(py) ? isolated_teardown : ISLET_TEARDOWN_ORPHAN);
   s->id = (long long)PyInterpreterState_GetID(py);
   atomic_store_explicit(&s->py, py, memory_order_release);
   if (!atexit_armed) /* Py_FinalizeEx runs and forgets its exit functions */

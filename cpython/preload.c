@@ -8,6 +8,7 @@
  * run` started (ISLET_PID) prints the table at exit, its children do not.
  */
 #include "islet_cpython.h"
+#include <patchlevel.h>
 #include <ctype.h>
 #include <dlfcn.h>
 #include <errno.h>
@@ -64,6 +65,24 @@ static long purge_delay(void) {
   return 0;
 }
 
+/* Asked for interpreters that share objects, release or quarantine would
+ * free blocks other interpreters may still use: refused, once. */
+static void shared_are_orphaned(const char *policy) {
+  const char *asked = getenv("ISLET_TEARDOWN");
+  if (!asked || strcmp(asked, policy) || !strcmp(policy, "orphan") || !main_process()) return;
+#if PY_VERSION_HEX < 0x030C0000
+  fprintf(stderr,
+          "islet: --teardown %s refused: CPython %d.%d's interpreters share objects, which may "
+          "outlive them, so they are orphaned\n",
+          policy, PY_MAJOR_VERSION, PY_MINOR_VERSION);
+#else
+  fprintf(stderr,
+          "islet: --teardown %s is for own-GIL interpreters: the others (the main one, legacy "
+          "sub-interpreters) share objects, which may outlive them, so they are orphaned\n",
+          policy);
+#endif
+}
+
 static void report(void) {
   if (!main_process()) return;
   if (getenv("ISLET_STATS")) islet_cpython_report(stderr, 0);
@@ -90,9 +109,11 @@ __attribute__((constructor)) static void start(void) {
   static const char *const teardown[] = {"release", "quarantine", "orphan"};
   static islet_config_t rt;
   rt = (islet_config_t){.cross_free = (islet_cross_policy_t)pick("ISLET_CROSS_FREE", cross, 3, 0),
-                        .teardown = (islet_teardown_t)pick("ISLET_TEARDOWN", teardown, 3, 2),
+                        .teardown = (islet_teardown_t)pick("ISLET_TEARDOWN", teardown, 3, 1),
                         .quarantine_max = ISLET_CPYTHON_QUARANTINE_MAX,
                         .purge_delay_ms = purge_delay()};
   islet_cpython_config_t cfg = {&rt, limit()};
-  if (islet_cpython_install(&cfg) == 0) atexit(report);
+  if (islet_cpython_install(&cfg)) return;
+  shared_are_orphaned(teardown[rt.teardown]);
+  atexit(report);
 }

@@ -75,6 +75,31 @@ r = run([], env=dict(os.environ, PYTHONMALLOC="malloc"), script=("-c", "pass"))
 check(r.returncode == 0 and "PYTHONMALLOC is set" in r.stderr and "islet is off" in r.stderr,
       "PYTHONMALLOC turns islet off, loudly")
 
+# Sub-interpreters come and go, and a child Python does the same: the
+# process islet run started says once that interpreters sharing objects
+# are orphaned whatever the policy (3.11: all of them), its child does not.
+subs = os.path.join(work, "subs.py")
+with open(subs, "w") as f:
+    f.write("""
+import subprocess, sys
+try:
+    import _interpreters as xi                      # 3.13+
+except ImportError:
+    import _xxsubinterpreters as xi
+for _ in range(3):
+    i = xi.create()
+    xi.run_string(i, "import json; json.dumps({'a': [1, 2]})")
+    xi.destroy(i)
+if sys.argv[1:] != ["child"]:
+    subprocess.run([sys.executable, __file__, "child"], check=True)
+""")
+for policy in ("release", "quarantine", "orphan"):
+    r = islet_run(["--teardown", policy, "--", python, subs])
+    said = r.stderr.count(f"--teardown {policy}")
+    check(r.returncode == 0 and said == (policy != "orphan"),
+          f"--teardown {policy}: sub-interpreters end, said {said} times (exit {r.returncode}: "
+          f"{r.stderr.strip()[-200:]!r})")
+
 ran = os.path.join(work, "ran")
 for opts in (["--limit", "64Q"], ["--limit", "1.5G"], ["--limit", "-1"], ["--limit", "abc"],
              ["--limit", ""], ["--limit", "1M"], ["--limit", "99999999999999999999G"],
