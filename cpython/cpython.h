@@ -19,6 +19,10 @@ islet_interp_t *islet_py_heap_slow(PyInterpreterState *py);
 void islet_py_raw_freeing(void *p);
 /* Py_AtExit: the main interpreter (and any other left) has ended. */
 void islet_py_end_all(void);
+/* Called after islet_py_end_all, if set: the shim writes its table there,
+ * as a process may end by a signal once Py_FinalizeEx has returned, with no
+ * exit handlers (CPython does, on an uncaught KeyboardInterrupt). */
+extern void (*islet_py_ended_all)(void);
 
 extern _Atomic unsigned islet_py_gen; /* bumped when an interpreter ends */
 typedef struct {

@@ -38,6 +38,7 @@ static islet_cpython_record_t *ended;
 static size_t nended, capended;
 
 _Atomic unsigned islet_py_gen;
+void (*islet_py_ended_all)(void);
 _Thread_local islet_py_cache_t islet_py_cache ISLET_PY_TLS;
 
 /* fork(): registered after islet's handlers (r exists), so this lock, held
@@ -144,6 +145,7 @@ void islet_py_end_all(void) {
   round_++;
   atexit_armed = 0;
   pthread_mutex_unlock(&lock);
+  if (islet_py_ended_all) islet_py_ended_all();
 }
 
 size_t islet_cpython_records(islet_cpython_record_t *out, size_t max) {

@@ -5,10 +5,10 @@
  * before main() stay in place (CPython replaces them only to apply
  * PYTHONMALLOC or -X dev, which the shim refuses with a message).  The
  * settings come from the environment `islet run` sets; the process `islet
- * run` started (ISLET_PID) prints the table at exit, its children do not.
+ * run` started (ISLET_PID) prints the table when CPython has finalized and
+ * at exit, its children do not.
  */
-#include "islet_cpython.h"
-#include <patchlevel.h>
+#include "cpython.h"
 #include <ctype.h>
 #include <dlfcn.h>
 #include <errno.h>
@@ -83,8 +83,13 @@ static void shared_are_orphaned(const char *policy) {
 #endif
 }
 
+/* At the end of each Py_FinalizeEx, and at exit: a table, whenever it has
+ * more rows than the last. */
 static void report(void) {
-  if (!main_process()) return;
+  static size_t rows = SIZE_MAX;
+  size_t n = islet_cpython_records(NULL, 0);
+  if (n == rows || !main_process()) return;
+  rows = n;
   if (getenv("ISLET_STATS")) islet_cpython_report(stderr, 0);
   const char *path = getenv("ISLET_JSON");
   FILE *f = path ? fopen(path, "w") : NULL;
@@ -115,5 +120,6 @@ __attribute__((constructor)) static void start(void) {
   islet_cpython_config_t cfg = {&rt, limit()};
   if (islet_cpython_install(&cfg)) return;
   shared_are_orphaned(teardown[rt.teardown]);
+  islet_py_ended_all = report;
   atexit(report);
 }

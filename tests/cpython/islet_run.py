@@ -100,6 +100,17 @@ for policy in ("release", "quarantine", "orphan"):
           f"--teardown {policy}: sub-interpreters end, said {said} times (exit {r.returncode}: "
           f"{r.stderr.strip()[-200:]!r})")
 
+# An uncaught KeyboardInterrupt: CPython finalizes, then kills itself with
+# SIGINT, so exit's handlers do not run.
+sigint = os.path.join(work, "sigint.json")
+if os.path.exists(sigint):
+    os.remove(sigint)
+r = islet_run(["--stats", "--json", sigint, "--", python, "-c",
+               "import os, signal; os.kill(os.getpid(), signal.SIGINT)"])
+check(r.returncode == -signal.SIGINT and r.stderr.count("memory per CPython interpreter") == 1
+      and os.path.exists(sigint) and len(json.load(open(sigint))) == 1,
+      f"Ctrl-C: the table and the file are written once (exit {r.returncode})")
+
 ran = os.path.join(work, "ran")
 for opts in (["--limit", "64Q"], ["--limit", "1.5G"], ["--limit", "-1"], ["--limit", "abc"],
              ["--limit", ""], ["--limit", "1M"], ["--limit", "99999999999999999999G"],
