@@ -92,11 +92,11 @@ static void report(void) {
   rows = n;
   if (getenv("ISLET_STATS")) islet_cpython_report(stderr, 0);
   const char *path = getenv("ISLET_JSON");
-  FILE *f = path ? fopen(path, "w") : NULL;
-  if (f) {
-    islet_cpython_report(f, 1);
-    fclose(f);
-  }
+  if (!path) return;
+  FILE *f = fopen(path, "w");
+  int written = f && !islet_cpython_report(f, 1);
+  if (f && fclose(f)) written = 0;
+  if (!written) fprintf(stderr, "islet: cannot write the table to %s: %s\n", path, strerror(errno));
 }
 
 __attribute__((constructor)) static void start(void) {

@@ -111,6 +111,14 @@ check(r.returncode == -signal.SIGINT and r.stderr.count("memory per CPython inte
       and os.path.exists(sigint) and len(json.load(open(sigint))) == 1,
       f"Ctrl-C: the table and the file are written once (exit {r.returncode})")
 
+# --json's file was writable when the program started, and is no more.
+gone = os.path.join(work, "gone")
+os.makedirs(gone, exist_ok=True)
+r = islet_run(["--json", os.path.join(gone, "x.json"), "--", python, "-c",
+               f"import shutil; shutil.rmtree({gone!r})"])
+check(r.returncode == 0 and "islet: cannot write the table to " in r.stderr,
+      f"--json: a file that cannot be written at exit is said ({r.stderr.strip()!r})")
+
 ran = os.path.join(work, "ran")
 for opts in (["--limit", "64Q"], ["--limit", "1.5G"], ["--limit", "-1"], ["--limit", "abc"],
              ["--limit", ""], ["--limit", "1M"], ["--limit", "99999999999999999999G"],
