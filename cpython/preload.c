@@ -3,7 +3,8 @@
  * Why: Debian's python3 links libpython statically, so nothing inside it
  * can be interposed; but PyMem_SetAllocator is exported, and hooks set
  * before main() stay in place (CPython replaces them only to apply
- * PYTHONMALLOC or -X dev, which the shim refuses with a message).  The
+ * PYTHONMALLOC, PYTHONDEVMODE or -X dev, which the shim refuses with a
+ * message).  The
  * settings come from the environment `islet run` sets; the process `islet
  * run` started (ISLET_PID) prints the table when CPython has finalized and
  * at exit, its children do not.
@@ -99,11 +100,34 @@ static void report(void) {
   if (!written) fprintf(stderr, "islet: cannot write the table to %s: %s\n", path, strerror(errno));
 }
 
-__attribute__((constructor)) static void start(void) {
+/* Does python3's command line ask for -X dev (or -X dev=...)?  Read as
+ * CPython's getopt reads it: options end at --, at an argument that is not
+ * one (the script), or with -c or -m, whose arguments are the program's. */
+static int dev_mode_option(int argc, char **argv) {
+  for (int i = 1; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
+    if (argv[i][1] == '-') { /* --help, --version...: one takes a value */
+      if (!argv[i][2]) return 0;
+      i += !strcmp(argv[i], "--check-hash-based-pycs");
+      continue;
+    }
+    for (const char *c = argv[i] + 1; *c; c++) {
+      if (*c == 'c' || *c == 'm') return 0;
+      if (*c != 'X' && *c != 'W') continue;
+      const char *value = c[1] ? c + 1 : i + 1 < argc ? argv[++i] : "";
+      if (*c == 'X' && (!strcmp(value, "dev") || !strncmp(value, "dev=", 4))) return 1;
+      break;
+    }
+  }
+  return 0;
+}
+
+/* glibc passes a constructor the program's arguments. */
+__attribute__((constructor)) static void start(int argc, char **argv) {
   if (!dlsym(RTLD_DEFAULT, "PyMem_SetAllocator")) return; /* not a Python: a child of one */
-  const char *why = getenv("PYTHONMALLOC")    ? "PYTHONMALLOC is set"
-                    : getenv("PYTHONDEVMODE") ? "PYTHONDEVMODE is set"
-                                              : NULL;
+  const char *why = getenv("PYTHONMALLOC")        ? "PYTHONMALLOC is set"
+                    : getenv("PYTHONDEVMODE")     ? "PYTHONDEVMODE is set"
+                    : dev_mode_option(argc, argv) ? "-X dev is set"
+                                                  : NULL;
   if (why) { /* said by the process `islet run` started; its children keep their stderr */
     if (main_process())
       fprintf(stderr, "islet: %s, and CPython would replace islet's allocator: islet is off\n",

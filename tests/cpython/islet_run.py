@@ -140,4 +140,14 @@ check(r.returncode == 0, f"--limit 0: no limit (exit {r.returncode})")
 r = islet_run(["--limit", "4M", "--", python, "-c", "pass"])
 check(r.returncode == 0, f"--limit 4M, the floor, starts CPython (exit {r.returncode})")
 
+# -X dev replaces the allocator as PYTHONDEVMODE does; after -c, it is the
+# program's argument.
+for flags in (["-X", "dev"], ["-Xdev"], ["-bX", "dev=1"]):
+    r = islet_run(["--stats", "--", python, *flags, "-c", "pass"])
+    check(r.returncode == 0 and "-X dev is set" in r.stderr and "islet is off" in r.stderr,
+          f"{' '.join(flags)} turns islet off, loudly ({r.stderr.strip()[:100]!r})")
+r = islet_run(["--stats", "--", python, "-c", "pass", "-X", "dev"])
+check(r.returncode == 0 and "islet is off" not in r.stderr and " ended " in r.stderr,
+      "-X dev after -c COMMAND is the command's: islet stays on")
+
 sys.exit(1 if failures else 0)
