@@ -7,6 +7,25 @@
 
 #include "islet_cpython.h"
 
+#if PY_VERSION_HEX >= 0x030D0000
+#define islet_py_tstate PyThreadState_GetUnchecked
+#else
+#define islet_py_tstate _PyThreadState_UncheckedGet
+#endif
+
+#ifdef ISLET_PY_WEAK
+/* The shim binds CPython's functions only where the process has them: a
+ * process that is not a Python, or is another CPython, loads it with no
+ * symbol lookup error (LD_BIND_NOW too), and preload.c calls none unless
+ * the process is the CPython it was built for. */
+#define ISLET_PY_WEAK_FN(f) extern __typeof__(f) f __attribute__((weak))
+ISLET_PY_WEAK_FN(islet_py_tstate);
+ISLET_PY_WEAK_FN(PyInterpreterState_GetID);
+ISLET_PY_WEAK_FN(PyMem_GetAllocator);
+ISLET_PY_WEAK_FN(PyMem_SetAllocator);
+ISLET_PY_WEAK_FN(Py_AtExit);
+#endif
+
 /* interps.c: the table of interpreters and their heaps */
 /* teardown: the policy of interpreters that share nothing; the others are
  * orphaned */

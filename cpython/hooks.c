@@ -12,14 +12,8 @@
 static PyMemAllocatorEx prev_mem, prev_obj, prev_raw;
 static int installed;
 
-#if PY_VERSION_HEX >= 0x030D0000
-#define current_tstate PyThreadState_GetUnchecked
-#else
-#define current_tstate _PyThreadState_UncheckedGet
-#endif
-
 static inline islet_interp_t *heap(void) {
-  PyThreadState *ts = current_tstate();
+  PyThreadState *ts = islet_py_tstate();
   if (!ts) return NULL;
   islet_py_cache_t *c = &islet_py_cache;
   if (c->py == ts->interp && c->gen == atomic_load_explicit(&islet_py_gen, memory_order_acquire))

@@ -121,9 +121,26 @@ static int dev_mode_option(int argc, char **argv) {
   return 0;
 }
 
+/* Is the process the CPython the shim was built for (its major and minor
+ * version)?  Another one's structures differ; said when it is the program
+ * `islet run` started.  A process that is not a Python (a child of one)
+ * has neither symbol. */
+static int our_python(void) {
+  const unsigned long *hex = dlsym(RTLD_DEFAULT, "Py_Version");
+  if (hex && *hex >> 16 == PY_VERSION_HEX >> 16) return 1;
+  const char *(*version)(void);
+  *(void **)&version = dlsym(RTLD_DEFAULT, "Py_GetVersion");
+  if (version && main_process()) {
+    const char *v = version();
+    fprintf(stderr, "islet: built for CPython %d.%d, and this is %.*s: islet is off\n",
+            PY_MAJOR_VERSION, PY_MINOR_VERSION, (int)strcspn(v, " "), v);
+  }
+  return 0;
+}
+
 /* glibc passes a constructor the program's arguments. */
 __attribute__((constructor)) static void start(int argc, char **argv) {
-  if (!dlsym(RTLD_DEFAULT, "PyMem_SetAllocator")) return; /* not a Python: a child of one */
+  if (!our_python()) return;
   const char *why = getenv("PYTHONMALLOC")        ? "PYTHONMALLOC is set"
                     : getenv("PYTHONDEVMODE")     ? "PYTHONDEVMODE is set"
                     : dev_mode_option(argc, argv) ? "-X dev is set"

@@ -150,4 +150,22 @@ r = islet_run(["--stats", "--", python, "-c", "pass", "-X", "dev"])
 check(r.returncode == 0 and "islet is off" not in r.stderr and " ended " in r.stderr,
       "-X dev after -c COMMAND is the command's: islet stays on")
 
+# LD_PRELOAD reaches every child: one that is not a Python (even binding
+# every symbol at load), or another CPython, runs as without islet; that
+# CPython as the program islet run started is told so.
+r = islet_run(["--", python, "-c", "import subprocess; subprocess.run(['true'], check=True)"],
+              env=dict(os.environ, LD_BIND_NOW="1"))
+check(r.returncode == 0, f"a child that is not a Python runs ({r.stderr.strip()[-200:]!r})")
+other = os.path.expanduser("~/.cache/islet/cpython-3.13-install/bin/python3.13")
+if os.path.exists(other):
+    r = islet_run(["--", python, "-c", f"import subprocess; subprocess.run([{other!r}, '-c', "
+                   "'print(6 * 7)'], check=True)"])
+    check(r.returncode == 0 and r.stdout == "42\n",
+          f"a child of another CPython runs ({r.stderr.strip()[-200:]!r})")
+    r = islet_run(["--", other, "-c", "print(6 * 7)"])
+    check(r.returncode == 0 and r.stdout == "42\n" and "islet is off" in r.stderr,
+          f"another CPython runs, and islet says it is off ({r.stderr.strip()[-200:]!r})")
+else:
+    print(f"SKIPPED: a child of another CPython: no {other} (tools/build-cpython.sh 3.13)")
+
 sys.exit(1 if failures else 0)
