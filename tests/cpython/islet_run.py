@@ -168,4 +168,15 @@ if os.path.exists(other):
 else:
     print(f"SKIPPED: a child of another CPython: no {other} (tools/build-cpython.sh 3.13)")
 
+# regrtest.py, the other suite: its usage, and a test module that never ran
+# is an error, not a module with no cases.
+regrtest = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "regrtest.py")]
+r = subprocess.run(regrtest + ["--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+check(r.returncode == 0 and "regrtest.py PYTHON ISLET WORKDIR" in r.stdout,
+      f"regrtest.py --help: its usage (exit {r.returncode}: {r.stderr.strip()[-100:]!r})")
+r = subprocess.run(regrtest + [python, islet, os.path.join(work, "regrtest"), "test_islet_none"],
+                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+check(r.returncode == 1 and "test_islet_none: failed (uncaught exception) without islet" in r.stdout,
+      f"regrtest.py: a test module that did not run is an error (exit {r.returncode})")
+
 sys.exit(1 if failures else 0)
