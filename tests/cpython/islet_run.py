@@ -9,7 +9,14 @@ interpreters on their own heaps, the limit hit by that one only, and the
 cross-interpreter frees CPython 3.11 makes (its interpreters share static
 types' caches).  The cross-free policies report or abort with one line each,
 and PYTHONMALLOC turns islet off with a message instead of being ignored.
-A bad option is an error before the program starts (exit 2).
+
+Beyond the demo, islet run must never break a process nor silently
+misbehave: a bad option is an error before the program starts (exit 2), a
+teardown policy that would free shared objects is refused, an uncaught
+Ctrl-C still writes the table, -X dev turns islet off as PYTHONDEVMODE
+does, and a child that is not this CPython runs as without islet.  Last,
+regrtest.py (the other suite) prints its usage and fails on a test module
+that did not run.
 """
 import json
 import os
@@ -119,6 +126,8 @@ r = islet_run(["--json", os.path.join(gone, "x.json"), "--", python, "-c",
 check(r.returncode == 0 and "islet: cannot write the table to " in r.stderr,
       f"--json: a file that cannot be written at exit is said ({r.stderr.strip()!r})")
 
+r = islet_run(["--help"])
+check(r.returncode == 0 and r.stdout.startswith("islet run [--stats]"), "--help: the usage")
 ran = os.path.join(work, "ran")
 for opts in (["--limit", "64Q"], ["--limit", "1.5G"], ["--limit", "-1"], ["--limit", "abc"],
              ["--limit", ""], ["--limit", "1M"], ["--limit", "99999999999999999999G"],
