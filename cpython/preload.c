@@ -4,10 +4,9 @@
  * can be interposed; but PyMem_SetAllocator is exported, and hooks set
  * before main() stay in place (CPython replaces them only to apply
  * PYTHONMALLOC, PYTHONDEVMODE or -X dev, which the shim refuses with a
- * message).  The
- * settings come from the environment `islet run` sets; the process `islet
- * run` started (ISLET_PID) prints the table when CPython has finalized and
- * at exit, its children do not.
+ * message).  The settings come from the environment `islet run` sets; the
+ * process `islet run` started (ISLET_PID) prints the table when CPython has
+ * finalized and at exit, its children do not.
  */
 #include "cpython.h"
 #include <ctype.h>
@@ -105,7 +104,7 @@ static void report(void) {
  * one (the script), or with -c or -m, whose arguments are the program's. */
 static int dev_mode_option(int argc, char **argv) {
   for (int i = 1; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
-    if (argv[i][1] == '-') { /* --help, --version...: one takes a value */
+    if (argv[i][1] == '-') { /* --: the end; of the long options, one takes a value */
       if (!argv[i][2]) return 0;
       i += !strcmp(argv[i], "--check-hash-based-pycs");
       continue;
