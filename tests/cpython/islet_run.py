@@ -85,8 +85,8 @@ check(r.returncode == 0 and "PYTHONMALLOC is set" in r.stderr and "islet is off"
 # Sub-interpreters come and go, and a child Python does the same: the
 # process islet run started says once that interpreters sharing objects
 # are orphaned whatever the policy (3.11: all of them), its child does not.
-subs = os.path.join(work, "subs.py")
-with open(subs, "w") as f:
+cycles = os.path.join(work, "cycles.py")
+with open(cycles, "w") as f:
     f.write("""
 import subprocess, sys
 try:
@@ -101,7 +101,7 @@ if sys.argv[1:] != ["child"]:
     subprocess.run([sys.executable, __file__, "child"], check=True)
 """)
 for policy in ("release", "quarantine", "orphan"):
-    r = islet_run(["--teardown", policy, "--", python, subs])
+    r = islet_run(["--teardown", policy, "--", python, cycles])
     said = r.stderr.count(f"--teardown {policy}")
     check(r.returncode == 0 and said == (policy != "orphan"),
           f"--teardown {policy}: sub-interpreters end, said {said} times (exit {r.returncode}: "
@@ -126,6 +126,8 @@ r = islet_run(["--json", os.path.join(gone, "x.json"), "--", python, "-c",
 check(r.returncode == 0 and "islet: cannot write the table to " in r.stderr,
       f"--json: a file that cannot be written at exit is said ({r.stderr.strip()!r})")
 
+# Options: the usage when asked, and a bad one is an error before the
+# program starts; a relative --json file is where islet run was started.
 r = islet_run(["--help"])
 check(r.returncode == 0 and r.stdout.startswith("islet run [--stats]"), "--help: the usage")
 ran = os.path.join(work, "ran")
