@@ -7,8 +7,28 @@
 
 #include "islet_cpython.h"
 
+#if PY_VERSION_HEX >= 0x030D0000
+#define islet_py_tstate PyThreadState_GetUnchecked
+#else
+#define islet_py_tstate _PyThreadState_UncheckedGet
+#endif
+
+#ifdef ISLET_PY_WEAK
+/* The shim binds CPython's functions only where the process has them: a
+ * process that is not a Python, or is another CPython, loads it with no
+ * symbol lookup error (LD_BIND_NOW too), and preload.c calls none unless
+ * the process is the CPython it was built for. */
+#define ISLET_PY_WEAK_FN(f) extern __typeof__(f) f __attribute__((weak))
+ISLET_PY_WEAK_FN(islet_py_tstate);
+ISLET_PY_WEAK_FN(PyInterpreterState_GetID);
+ISLET_PY_WEAK_FN(PyMem_GetAllocator);
+ISLET_PY_WEAK_FN(PyMem_SetAllocator);
+ISLET_PY_WEAK_FN(Py_AtExit);
+#endif
+
 /* interps.c: the table of interpreters and their heaps */
-/* teardown: the runtime's policy, for interpreters that share objects */
+/* teardown: the policy of interpreters that share nothing; the others are
+ * orphaned */
 void islet_py_start(islet_runtime_t *rt, size_t limit, islet_teardown_t teardown);
 /* isolated.c: the interpreter has its own object state (3.12+, PEP 684) */
 int islet_py_isolated(PyInterpreterState *py);
@@ -21,6 +41,10 @@ void islet_py_raw_calloced(void *p, size_t size);
 void islet_py_raw_freeing(void *p);
 /* Py_AtExit: the main interpreter (and any other left) has ended. */
 void islet_py_end_all(void);
+/* Called after islet_py_end_all, if set: the shim writes its table there,
+ * as a process may end by a signal once Py_FinalizeEx has returned, with no
+ * exit handlers (CPython does, on an uncaught KeyboardInterrupt). */
+extern void (*islet_py_ended_all)(void);
 
 extern _Atomic unsigned islet_py_gen; /* bumped when an interpreter ends */
 typedef struct {

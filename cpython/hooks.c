@@ -13,14 +13,8 @@
 static PyMemAllocatorEx prev_mem, prev_obj, prev_raw;
 static int installed;
 
-#if PY_VERSION_HEX >= 0x030D0000
-#define current_tstate PyThreadState_GetUnchecked
-#else
-#define current_tstate _PyThreadState_UncheckedGet
-#endif
-
 static inline islet_interp_t *heap(void) {
-  PyThreadState *ts = current_tstate();
+  PyThreadState *ts = islet_py_tstate();
   if (!ts) return NULL;
   islet_py_cache_t *c = &islet_py_cache;
   if (c->py == ts->interp && c->gen == atomic_load_explicit(&islet_py_gen, memory_order_acquire))
@@ -95,7 +89,7 @@ static void wrap(PyMemAllocatorDomain d, PyMemAllocatorEx *prev, PyMemAllocatorE
 
 int islet_cpython_install(const islet_cpython_config_t *cfg) {
   if (!installed) {
-    islet_config_t def = {.teardown = ISLET_TEARDOWN_ORPHAN,
+    islet_config_t def = {.teardown = ISLET_TEARDOWN_QUARANTINE,
                           .quarantine_max = ISLET_CPYTHON_QUARANTINE_MAX};
     const islet_config_t *rc = cfg && cfg->runtime ? cfg->runtime : &def;
     islet_runtime_t *rt = islet_runtime_new(rc);

@@ -51,6 +51,7 @@ static islet_cpython_record_t *ended;
 static size_t nended, capended;
 
 _Atomic unsigned islet_py_gen;
+void (*islet_py_ended_all)(void);
 _Thread_local islet_py_cache_t islet_py_cache ISLET_PY_TLS;
 
 typedef struct {
@@ -101,7 +102,7 @@ void islet_py_start(islet_runtime_t *r, size_t lim, islet_teardown_t teardown) {
   pthread_once(&once, watch_fork);
   rt = r;
   limit = lim;
-  isolated_teardown = teardown == ISLET_TEARDOWN_RELEASE ? teardown : ISLET_TEARDOWN_QUARANTINE;
+  isolated_teardown = teardown;
 }
 
 static slot_t *find(const void *py) {
@@ -129,7 +130,10 @@ static slot_t *add(PyInterpreterState *py) {
   s->heap = islet_interp_new(rt);
   if (!s->heap) return NULL;
   islet_interp_set_limit(s->heap, limit);
-  if (islet_py_isolated(py)) islet_interp_set_teardown(s->heap, isolated_teardown);
+  /* a block of an interpreter that shares objects may outlive it: only
+   * orphan keeps it valid (release would reuse it, quarantine fault on it) */
+  islet_interp_set_teardown(s->heap,
+                            islet_py_isolated(py) ? isolated_teardown : ISLET_TEARDOWN_ORPHAN);
   s->id = (long long)PyInterpreterState_GetID(py);
   atomic_store_explicit(&s->block, state_block(py), memory_order_release);
   atomic_store_explicit(&s->py, py, memory_order_release);
@@ -196,6 +200,7 @@ void islet_py_end_all(void) {
   round_++;
   atexit_armed = 0;
   pthread_mutex_unlock(&lock);
+  if (islet_py_ended_all) islet_py_ended_all();
 }
 
 size_t islet_cpython_records(islet_cpython_record_t *out, size_t max) {

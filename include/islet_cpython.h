@@ -34,14 +34,13 @@ extern "C" {
 
 typedef struct {
   /* NULL: cross-interpreter frees deferred, bad frees reported, teardown
-   * orphan, quarantine_max ISLET_CPYTHON_QUARANTINE_MAX.  The teardown policy applies to
-   * interpreters that share objects: all of them up to 3.11 (static types' caches and subclass
-   * lists, interned strings), and from 3.12 the legacy ones (use_main_obmalloc). A block may
-   * outlive such an interpreter: orphan keeps those blocks valid and releases the rest; quarantine
-   * would fault on them and release would reuse them.  An interpreter with its own object state
-   * (3.12+, every own-GIL one) shares nothing, so what it leaves is leaked: it is quarantined
-   * (released, when the policy is release), which gives back what CPython itself keeps of every
-   * such interpreter. */
+   * quarantine, quarantine_max ISLET_CPYTHON_QUARANTINE_MAX.  The teardown policy applies to
+   * interpreters with their own object state (3.12+, every own-GIL one): they share nothing, so
+   * what one leaves is leaked, and quarantine gives back what CPython itself keeps of every such
+   * interpreter.  Interpreters that share objects, all of them up to 3.11 (static types' caches
+   * and subclass lists, interned strings) and from 3.12 the legacy ones (use_main_obmalloc), are
+   * orphaned whatever the policy: a block may outlive such an interpreter, and orphan keeps those
+   * blocks valid and releases the rest (quarantine would fault on them, release reuse them). */
   const islet_config_t *runtime;
   size_t limit; /* bytes per interpreter, 0 = none; over it Python raises MemoryError */
 } islet_cpython_config_t;
