@@ -177,7 +177,7 @@ int islet_contains(const void *p) {
 static size_t usable(const void *p, const ptr_class_t *c) {
   if (c->state != P_LIVE) return 0;
   if (c->h->kind == KIND_LARGE) return san_usable(p, ((large_t *)c->h)->size);
-  return san_usable(p, c->pg->bsize - c->h->owner->redzone);
+  return san_usable(p, c->pg->bsize - (ISLET_ASAN || vg_on() ? ISLET_SAN_REDZONE : 0));
 }
 
 size_t islet_usable_size(const void *p) {

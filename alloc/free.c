@@ -69,15 +69,15 @@ static void free_small_local(islet_interp_t *in, segment_t *seg, page_t *pg, lon
  * would, under the lock its tidying takes, unless a live heap took its
  * segment over meanwhile (then it is classified again). */
 static void orphan_free(islet_interp_t *caller, void *p, const ptr_class_t *c) {
-  islet_interp_t *o = c->h->owner;
-  islet_runtime_t *rt = o->rt; /* tidying may end o */
+  islet_runtime_t *rt = c->h->rt; /* tidying may end the orphan */
   pthread_mutex_lock(&rt->orphan_lock);
-  if (c->h->owner != o) {
+  if (!atomic_load_explicit(&c->h->orphaned, memory_order_relaxed)) { /* taken over */
     pthread_mutex_unlock(&rt->orphan_lock);
     ptr_class_t again = classify(p);
     islet_free_classified(caller, p, &again);
     return;
   }
+  islet_interp_t *o = c->h->owner; /* it lives while it holds the lock's regions */
   cross_free(caller, p, c->owner_id);
   page_t *pg = c->h->kind == KIND_LARGE ? NULL : c->pg; /* a large block's header goes */
   if (pg)
@@ -91,10 +91,12 @@ static void orphan_free(islet_interp_t *caller, void *p, const ptr_class_t *c) {
 /* A live block: its owner's free, an orphan's, or the hand-off to a live
  * owner. */
 static void free_live(islet_interp_t *caller, void *p, const ptr_class_t *c) {
-  islet_interp_t *owner = c->h->owner;
-  if (owner != caller && atomic_load_explicit(&owner->orphaned, memory_order_acquire)) {
+  if (atomic_load_explicit(&c->h->orphaned, memory_order_acquire)) {
     orphan_free(caller, p, c);
-  } else if (c->h->kind == KIND_LARGE) {
+    return;
+  }
+  islet_interp_t *owner = c->h->owner;
+  if (c->h->kind == KIND_LARGE) {
     if (owner != caller) cross_free(caller, p, c->owner_id);
     islet_large_free(caller, (large_t *)c->h);
   } else if (owner == caller) {
@@ -113,7 +115,7 @@ void islet_free_classified(islet_interp_t *caller, void *p, const ptr_class_t *c
   if (c->state == P_LIVE)
     free_live(caller, p, c);
   else
-    islet_report(c->h ? c->h->owner->rt : NULL, caller, bad[c->state], p, c->owner_id);
+    islet_report(c->h ? c->h->rt : NULL, caller, bad[c->state], p, c->owner_id);
 }
 
 /* Everything but an own-interpreter small free. */

@@ -13,21 +13,22 @@
  * clears the flags and swaps the words and the stack out when it needs
  * memory (islet_collect).
  *
- * The fields any thread but the owner touches:
+ * The fields any thread but the owner touches (rel/acq: release/acquire):
  *
- *   field                  writer                      reader                    order
- *   page remote[] words    freer: fetch_or (set)       owner: load, exchange(0)  seq_cst
- *                                                      free.c, classify.h: test  relaxed
- *   segment pending        freer: load, fetch_or       owner: load, exchange(0)  seq_cst
- *                                                      free fast path: test      relaxed
- *   interp any_pending     freer: load, fetch_or       owner: load, store(0)     seq_cst
- *   interp remote_large    freer: CAS push             owner: exchange(NULL)     seq_cst
- *   large state            any freer: exchange         classify.h: load          seq_cst/relaxed
- *   page live[] words      owner (orphan: under lock)  freer, classify.h: load   relaxed (1)
- *   seghdr owner, _id      orphan.c take-over (lock)   any thread                release/acquire
- * (2) seghdr fast_owner      segment.c, orphan.c         free fast path: compare   relaxed (2)
- *   interp orphaned        orphan.c adopt: store       free.c: load              release/acquire
- * (3) owner map words        map.c: store                every lookup              release/acquire
+ *   field                writer                     reader                   order
+ *   page remote[] words  freer: fetch_or (set)      owner: load, exchange    seq_cst
+ *                                                   free.c, classify: test   relaxed
+ *   segment pending      freer: load, fetch_or      owner: load, exchange    seq_cst
+ *                                                   free fast path: test     relaxed
+ *   interp any_pending   freer: load, fetch_or      owner: load, store(0)    seq_cst
+ *   interp remote_large  freer: CAS push            owner: exchange(NULL)    seq_cst
+ *   large state          any freer: exchange        classify: load           seq_cst, relaxed
+ *   page live[] words    owner (orphan: locked)     freer, classify: load    relaxed (1)
+ *   seghdr owner, _id    orphan take-over (locked)  any thread               rel/acq (2)
+ *   seghdr fast_owner    segment.c, orphan.c        free fast path           relaxed (2)
+ *   seghdr orphaned      orphan adopt, take-over    free.c: load             rel/acq (3)
+ *   seghdr rt            the region's making        any thread               never changes
+ *   owner map words      map.c: store               every lookup             rel/acq
  *
  * Seq_cst everywhere in the protocol (free on x86: the RMWs are locked
  * anyway and the loads are plain): a freer whose load finds a flag already
@@ -38,9 +39,12 @@
  * (1) A freer reads a live bit only to catch a free of a free block; the
  *     remote OR decides.  (2) Only a heap taking over an orphan's segment
  *     changes them (orphan.c), and the new owner is read through them.
- * (3) After it, every free of the orphan's blocks takes orphan_lock and
- *     frees as the owner would (orphan.c); a remote free that raced it is
- *     taken back by the orphan's next tidy.
+ * (3) Set on each region of a heap that becomes an orphan, cleared when
+ *     a live heap takes a segment over.  After it, every free of the
+ *     orphan's blocks takes orphan_lock (through rt, not the owner, whose
+ *     struct goes when its last region does) and, if the region is still
+ *     an orphan's, frees as the owner would (orphan.c); a remote free that
+ *     raced it is taken back by the orphan's next tidy.
  */
 #include "internal.h"
 

@@ -70,7 +70,9 @@ typedef struct __attribute__((aligned(64))) page {
 
 /* The owner fields change only when a live heap inherits an orphan's
  * segment (orphan.c), under orphan_lock, while any thread may read them:
- * atomic, and relaxed where read on the free fast path. */
+ * atomic, and relaxed where read on the free fast path.  A freeing thread
+ * reads orphaned and rt here, never through owner: an orphan whose
+ * segments were all taken over ends, and its struct goes. */
 typedef struct seghdr {
   uint32_t kind;
   _Atomic uint32_t owner_id;
@@ -78,6 +80,8 @@ typedef struct seghdr {
   islet_interp_t *_Atomic fast_owner; /* owner of a small segment, for the free fast path;
                                          NO_FAST_OWNER for large blocks and under Valgrind */
   struct seghdr *next, *prev;         /* the owner's list of segments or large blocks */
+  islet_runtime_t *rt;                /* the owner's, for good */
+  _Atomic bool orphaned;              /* the owner has ended (orphan.c) */
 } seghdr_t;
 
 /* matches no caller, not even islet_free(NULL, p), which is islet_free_any */
@@ -150,7 +154,7 @@ struct islet_interp {
   islet_interp_t *rt_next, *rt_prev; /* runtime's list, under rt->lock */
   void *ext[EXT_SLOTS];              /* per-interpreter state of freelists/, singletons/ */
   bool runtime_heap;                 /* the runtime's own heap (modules.c) */
-  _Atomic bool orphaned;             /* ended, blocks still live (orphan.c) */
+  bool orphaned;                     /* ended, blocks still live (orphan.c; its regions say so) */
   bool inherited;                    /* took over an orphan's segment: ends as an orphan */
   size_t orphan_mapped;              /* mapped at the orphan's last purge */
   /* purge.c: the decay of free memory, looked at on every tick */

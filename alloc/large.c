@@ -34,6 +34,8 @@ large_t *islet_large_alloc(islet_interp_t *in, size_t size, size_t align) {
   atomic_init(&lg->h.owner, in);
   atomic_init(&lg->h.fast_owner, NO_FAST_OWNER);
   atomic_init(&lg->h.owner_id, in->id);
+  atomic_init(&lg->h.orphaned, false);
+  lg->h.rt = in->rt;
   lg->off = (uint32_t)hdr;
   lg->size = mapped - hdr;
   lg->mapped = mapped;

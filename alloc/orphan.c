@@ -67,7 +67,11 @@ void islet_orphan_adopt(islet_interp_t *o) {
   islet_runtime_t *rt = o->rt;
   pthread_mutex_lock(&rt->orphan_lock);
   interps_push(&rt->orphans, o);
-  atomic_store_explicit(&o->orphaned, true, memory_order_release);
+  o->orphaned = true;
+  seghdr_t *lists[2] = {&o->segs, &o->larges}; /* what freeing threads read */
+  for (int l = 0; l < 2; l++)
+    for (seghdr_t *h = lists[l]->next; h != lists[l]; h = h->next)
+      atomic_store_explicit(&h->orphaned, true, memory_order_release);
   o->orphan_mapped = SIZE_MAX; /* what it freed while alive goes too */
   islet_orphan_tidy(o);
   pthread_mutex_unlock(&rt->orphan_lock);

@@ -9,9 +9,11 @@
 #include <sys/mman.h>
 
 void islet_segment_own(segment_t *seg, islet_interp_t *in) {
+  seg->h.rt = in->rt;
   atomic_store_explicit(&seg->h.owner, in, memory_order_release); /* in is readable through it */
   atomic_store_explicit(&seg->h.owner_id, in->id, memory_order_relaxed);
   atomic_store_explicit(&seg->h.fast_owner, vg_on() ? NO_FAST_OWNER : in, memory_order_relaxed);
+  atomic_store_explicit(&seg->h.orphaned, in->orphaned, memory_order_release);
 }
 
 /* A zero descriptor (magic 0) makes any pointer into its page interior,
