@@ -43,8 +43,11 @@
  *     a live heap takes a segment over.  After it, every free of the
  *     orphan's blocks takes orphan_lock (through rt, not the owner, whose
  *     struct goes when its last region does) and, if the region is still
- *     an orphan's, frees as the owner would (orphan.c); a remote free that
- *     raced it is taken back by the orphan's next tidy.
+ *     an orphan's, frees as the owner would (orphan.c).  A free that races
+ *     the destroy breaks the contract (islet.h): a remote free caught
+ *     between its check of the flag and its last store may write into an
+ *     orphan that a take-over has ended, and lose its bit to a purge of the
+ *     orphan's remote rows.
  */
 #include "internal.h"
 

@@ -7,14 +7,15 @@
  * destroy gives back what is free at once and keeps the rest valid: the heap
  * moves to the runtime's orphan list, keeps no empty page or segment, nor
  * any OS page without a live block (purge.c), and ends when its last block
- * is freed.  (mimalloc
- * abandons a dead thread's segments the same way.)
+ * is freed or its last segment is taken over by a live heap of the same
+ * policy, which fills the free space around its blocks (as mimalloc
+ * reclaims a dead thread's abandoned segments).
  *
  * Nobody holds an orphan, so its frees are made as its owner would, under
- * orphan_lock (api.c), never through the remote bitmaps: no free is in
- * flight when an orphan ends.  A remote free that raced the adoption is
- * taken back by the next tidy, which only sees it once it is complete
- * (any_pending is its last store: handoff.c).
+ * orphan_lock (free.c), never through the remote bitmaps: no free is in
+ * flight when an orphan ends.  A free that races the destroy breaks the
+ * contract (handoff.c, note 3); a complete one is taken back by the next
+ * tidy (any_pending is its last store).
  */
 #include "internal.h"
 #include <stdlib.h>
@@ -127,7 +128,7 @@ void islet_orphans_sweep(islet_runtime_t *rt, bool end_all) {
   pthread_mutex_lock(&rt->orphan_lock);
   for (islet_interp_t *o = rt->orphans.rt_next, *next; o != &rt->orphans; o = next) {
     next = o->rt_next;
-    if (!end_all) { /* only a remote free that raced the adoption is new here */
+    if (!end_all) { /* only a remote free that raced the adoption can be new here */
       if (atomic_load(&o->any_pending)) islet_orphan_tidy(o);
       continue;
     }

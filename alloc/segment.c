@@ -9,7 +9,7 @@
 #include <sys/mman.h>
 
 void islet_segment_own(segment_t *seg, islet_interp_t *in) {
-  seg->h.rt = in->rt;
+  if (seg->h.rt != in->rt) seg->h.rt = in->rt; /* a take-over keeps it: freeing threads read it */
   atomic_store_explicit(&seg->h.owner, in, memory_order_release); /* in is readable through it */
   atomic_store_explicit(&seg->h.owner_id, in->id, memory_order_relaxed);
   atomic_store_explicit(&seg->h.fast_owner, vg_on() ? NO_FAST_OWNER : in, memory_order_relaxed);

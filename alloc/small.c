@@ -75,11 +75,14 @@ static unsigned refill_blocks(const page_t *pg) {
 }
 
 /* Blocks lo..hi of pg are about to be written: their OS pages will be
- * resident, so a later purge may give them back again (purge.c). */
+ * resident, so a later purge may give them back again, and were not idle
+ * since the last pass (purge.c). */
 static void touch_os_pages(page_t *pg, unsigned lo, unsigned hi) {
   unsigned a = (unsigned)((size_t)lo * pg->bsize >> OS_PAGE_SHIFT);
   unsigned b = (unsigned)(((size_t)hi + 1) * pg->bsize - 1) >> OS_PAGE_SHIFT;
-  pg->os_purged &= (uint16_t) ~(((2u << b) - 1) & ~((1u << a) - 1));
+  uint16_t used = (uint16_t)(((2u << b) - 1) & ~((1u << a) - 1));
+  pg->os_purged &= (uint16_t)~used;
+  pg->os_idle &= (uint16_t)~used; /* in use since the last pass: not idle for a delay */
 }
 
 /* The list is empty: it gets the lowest free blocks of the next live word
@@ -98,7 +101,7 @@ static bool page_refill(page_t *pg) {
   for (unsigned k = refill_blocks(pg); rest && k; k--) rest &= rest - 1; /* all but the lowest k */
   uint64_t take = room & ~rest;
   pg->scan = (uint16_t)(rest ? w : w + 1 == pg->nwords ? 0 : w + 1); /* this word again if room */
-  if (pg->os_purged) /* the links bring these blocks' OS pages back */
+  if (pg->os_purged | pg->os_idle) /* the links bring these blocks' OS pages back */
     touch_os_pages(pg, w * 64 + (unsigned)__builtin_ctzll(take),
                    w * 64 + 63u - (unsigned)__builtin_clzll(take));
   unsigned head = LIST_END;
