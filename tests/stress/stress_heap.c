@@ -24,6 +24,7 @@
  *
  *   stress_heap [--interps N] [--ops N] [--cycles N] [--seconds S] [--orphan] [--fork N]
  */
+#include "../threads.h"
 #include "islet.h"
 #include "objects.h"
 #include "islet_object.h"
@@ -251,19 +252,6 @@ static void *worker(void *arg) {
   count_cross(w->in);
   free(slot);
   return NULL;
-}
-
-/* Threads of this process, read without allocating (the other threads may
- * have held malloc's locks at the fork); -1 if unknown. */
-static int count_threads(void) {
-  char buf[4096];
-  int fd = open("/proc/self/status", O_RDONLY);
-  ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
-  if (fd >= 0) close(fd);
-  if (n <= 0) return -1;
-  buf[n] = 0;
-  const char *t = strstr(buf, "\nThreads:");
-  return t ? atoi(t + strlen("\nThreads:")) : -1;
 }
 
 /* A child's life, by exit status: 0 when it allocated, destroyed a heap and

@@ -2,6 +2,7 @@
  * islet itself: no lock is left held, and the child gives destroyed heaps
  * back on its own thread, starting none (a thread started in a child of a
  * multi-threaded fork is what POSIX leaves undefined and TSan kills). */
+#include "../threads.h"
 #include "common.h"
 #include <fcntl.h>
 #include <pthread.h>
@@ -15,19 +16,6 @@
 #include <unistd.h>
 
 TestSuite(fork, .init = setup_default, .fini = teardown_runtime);
-
-/* Threads of this process, read without allocating (another thread may
- * have held malloc's locks at the fork); -1 if unknown. */
-static int count_threads(void) {
-  char buf[4096];
-  int fd = open("/proc/self/status", O_RDONLY);
-  ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
-  if (fd >= 0) close(fd);
-  if (n <= 0) return -1;
-  buf[n] = 0;
-  const char *t = strstr(buf, "\nThreads:");
-  return t ? atoi(t + strlen("\nThreads:")) : -1;
-}
 
 /* The child's life, by exit status: 0 when it allocated, destroyed a heap
  * and got its memory back with no thread started; 1 when that memory is
