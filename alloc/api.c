@@ -21,8 +21,7 @@ static NOINLINE bool over_limit(islet_interp_t *in, size_t bs) {
 /* A new peak, or a tick (purge.c); p is the block just allocated, for the
  * tail call. */
 static NOINLINE void *account_slow(islet_interp_t *in, void *p) {
-  if (in->bytes > in->bytes_peak) in->bytes_peak = in->bytes;
-  if (in->blocks > in->blocks_peak) in->blocks_peak = in->blocks;
+  note_peaks(in);
   if (!in->tick_left) islet_purge_tick(in);
   return p;
 }

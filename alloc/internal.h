@@ -212,6 +212,13 @@ void islet_run_interp_hooks(islet_interp_t *in, bool create);
 void islet_runtime_end_hooks(islet_runtime_t *rt);
 islet_interp_t *islet_interp_create(islet_runtime_t *rt); /* not listed, no hooks */
 
+/* The peaks, after in's bytes or blocks grew outside the malloc fast
+ * path's own test (api.c). */
+static inline void note_peaks(islet_interp_t *in) {
+  if (in->bytes > in->bytes_peak) in->bytes_peak = in->bytes;
+  if (in->blocks > in->blocks_peak) in->blocks_peak = in->blocks;
+}
+
 /* purge.c: free memory of a heap goes back to the kernel.  A live heap
  * gives back what stayed free for its delay, looked at every TICK_ALLOCS
  * allocations (a tick); an orphan, all at once. */

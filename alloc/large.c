@@ -68,7 +68,7 @@ static size_t resized(const large_t *lg, size_t size, size_t *mapped) {
 
 static void account_resize(islet_interp_t *in, large_t *lg, size_t usable, size_t mapped) {
   in->bytes += usable - lg->size;
-  in->bytes_peak = in->bytes > in->bytes_peak ? in->bytes : in->bytes_peak;
+  note_peaks(in);
   in->mapped += mapped - lg->mapped;
   lg->size = usable;
   lg->mapped = mapped;

@@ -90,8 +90,7 @@ static void move_segment(islet_interp_t *o, islet_interp_t *in, segment_t *seg) 
   list_push(in->segs.prev, &seg->h);
   in->nsegs++;
   in->mapped += SEG_SIZE;
-  if (in->bytes > in->bytes_peak) in->bytes_peak = in->bytes;
-  if (in->blocks > in->blocks_peak) in->blocks_peak = in->blocks;
+  note_peaks(in);
   in->inherited = true;
 }
 
