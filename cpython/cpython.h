@@ -24,6 +24,16 @@ ISLET_PY_WEAK_FN(PyInterpreterState_GetID);
 ISLET_PY_WEAK_FN(PyMem_GetAllocator);
 ISLET_PY_WEAK_FN(PyMem_SetAllocator);
 ISLET_PY_WEAK_FN(Py_AtExit);
+ISLET_PY_WEAK_FN(PyImport_AppendInittab);
+/* module.c */
+ISLET_PY_WEAK_FN(PyArg_ParseTuple);
+ISLET_PY_WEAK_FN(Py_BuildValue);
+ISLET_PY_WEAK_FN(PyErr_Format);
+ISLET_PY_WEAK_FN(PyErr_SetString);
+ISLET_PY_WEAK_FN(PyExc_RuntimeError);
+ISLET_PY_WEAK_FN(PyExc_ValueError);
+ISLET_PY_WEAK_FN(PyInterpreterState_Get);
+ISLET_PY_WEAK_FN(PyModuleDef_Init);
 #endif
 
 /* interps.c: the table of interpreters and their heaps */

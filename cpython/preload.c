@@ -159,6 +159,7 @@ __attribute__((constructor)) static void start(int argc, char **argv) {
                         .purge_delay_ms = purge_delay()};
   islet_cpython_config_t cfg = {&rt, limit()};
   if (islet_cpython_install(&cfg)) return;
+  PyImport_AppendInittab("islet", islet_cpython_module);
   shared_are_orphaned(teardown[rt.teardown]);
   islet_py_ended_all = report;
   atexit(report);

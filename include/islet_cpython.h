@@ -51,6 +51,10 @@ ISLET_API int islet_cpython_install(const islet_cpython_config_t *cfg);
 ISLET_API islet_runtime_t *islet_cpython_runtime(void);
 /* The heap of the calling thread's interpreter; NULL without a thread state. */
 ISLET_API islet_interp_t *islet_cpython_heap(void);
+/* The init function of the `islet` Python module (stats() and set_limit() of
+ * the calling interpreter's heap), for PyImport_AppendInittab("islet", ...)
+ * before Py_Initialize; the shim appends it itself.  A PyObject *. */
+ISLET_API struct _object *islet_cpython_module(void);
 
 typedef struct {
   long long id;   /* CPython's interpreter id */

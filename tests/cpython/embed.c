@@ -41,6 +41,7 @@ static void start(size_t limit) {
   PyStatus st = Py_PreInitialize(&pre);
   if (PyStatus_Exception(st)) Py_ExitStatusException(st);
   if (islet_cpython_install(&(islet_cpython_config_t){.limit = limit})) fail("install failed");
+  if (PyImport_AppendInittab("islet", islet_cpython_module)) fail("no islet module");
   Py_Initialize();
 }
 
@@ -208,7 +209,10 @@ static int limit(void) {
       "    x = [bytearray(1 << 20) for _ in range(96)]\n"
       "    raise SystemExit('no MemoryError')\n"
       "except MemoryError:\n"
-      "    pass\n");
+      "    pass\n"
+      "import islet\n" /* the module reads the limit the embedder set */
+      "s = islet.stats()\n"
+      "assert s['limit'] == 48 << 20 and s['limit_hits'] > 0, s\n");
   switch_to(main_ts); /* the sub-interpreter still holds what it got */
   run("x = [bytearray(1 << 20) for _ in range(32)]\n");
   switch_to(sub);
