@@ -321,6 +321,61 @@ static int owngil(int plain, int race) {
 }
 #endif
 
+#if PY_VERSION_HEX >= 0x030C0000
+/* Shared constants across own-GIL interpreters: 10^6 Py_INCREF/Py_DECREF
+ * pairs from each of two at once, on None and on a str made immortal by
+ * islet.  An immortal's count is never written, so TSan sees reads only and
+ * the count is what it was.  `refcounts race` shares a mortal object
+ * instead, whose count both threads write: the negative control, which TSan
+ * must report (it holds many references, so lost updates free nothing). */
+static PyObject *constants[2];
+
+static void *bump(void *interp) {
+  PyThreadState *ts = PyThreadState_New(interp);
+  PyEval_RestoreThread(ts);
+  pthread_barrier_wait(&race_start);
+  for (int i = 0; i < 1000000; i++)
+    for (int k = 0; k < 2; k++) {
+      Py_INCREF(constants[k]);
+      Py_DECREF(constants[k]);
+    }
+  PyThreadState_Clear(ts);
+  PyThreadState_DeleteCurrent();
+  return NULL;
+}
+
+static int refcounts(int race) {
+  start(0);
+  PyThreadState *main_ts = PyThreadState_Get();
+  PyObject *shared = PyUnicode_FromString("a constant every interpreter reads");
+  if (race)
+    for (int i = 0; i < 1000; i++) Py_INCREF(shared);
+  else if (islet_immortalize((islet_object_t *)shared))
+    fail("islet_immortalize refused a fresh str");
+  constants[0] = Py_None;
+  constants[1] = shared;
+  Py_ssize_t before[2] = {Py_REFCNT(Py_None), Py_REFCNT(shared)};
+  PyThreadState *sub[2] = {detached_sub(main_ts), detached_sub(main_ts)};
+  pthread_barrier_init(&race_start, NULL, 2);
+  PyEval_SaveThread();
+  pthread_t t[2];
+  for (int k = 0; k < 2; k++) pthread_create(&t[k], NULL, bump, sub[k]->interp);
+  for (int k = 0; k < 2; k++) pthread_join(t[k], NULL);
+  PyEval_RestoreThread(main_ts);
+  int kept = Py_REFCNT(Py_None) == before[0] && Py_REFCNT(shared) == before[1] &&
+             islet_is_immortal((const islet_object_t *)shared) != race;
+  printf("2 own-GIL interpreters x 10^6 Py_INCREF/Py_DECREF of None and of %s str: "
+         "counts %s\n",
+         race ? "a mortal" : "an islet-immortal", kept ? "kept" : "changed");
+  for (int k = 0; k < 2; k++) {
+    switch_to(sub[k]);
+    end_sub(sub[k], main_ts);
+  }
+  Py_Finalize();
+  return !kept;
+}
+#endif
+
 /* A list's item array is a MEM-domain block: once the list is gone, islet
  * has poisoned it. */
 static int uaf(void) {
@@ -376,6 +431,7 @@ int main(int argc, char **argv) {
   if (!strcmp(what, "owngil"))
     return owngil(argc > 2 && !strcmp(argv[2], "plain"), argc > 2 && !strcmp(argv[2], "race"));
   if (!strcmp(what, "immortal")) return immortal();
+  if (!strcmp(what, "refcounts")) return refcounts(argc > 2 && !strcmp(argv[2], "race"));
 #endif
   fprintf(stderr, "usage: embed cycles N MAX_KIB [plain] | reinit | cross | limit\n");
   return 2;

@@ -23,7 +23,7 @@ Test(owner, names_the_owner_of_every_interpreters_blocks) {
 }
 
 Test(owner, foreign_memory_has_no_owner) {
-  int on_stack;
+  int on_stack = 0;
   static int in_data;
   void *heap = malloc(64);
   void *map = mmap(NULL, 1 << 22, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
