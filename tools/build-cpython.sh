@@ -1,15 +1,43 @@
 #!/usr/bin/env bash
-# build-cpython.sh VERSION: prints the prefix of a CPython VERSION (3.12 or
-# later, for its own-GIL sub-interpreters) built from Debian's source
-# package (tools/fetch-cpython.sh) into a cache outside the repository:
-# shared libpython, headers and python-VERSION-embed.pc under PREFIX.  Built
-# once (about 5 minutes on 2 cores); its log is PREFIX.log.  Exit 1, saying
-# why, when it cannot be had.
+# build-cpython.sh VERSION [--with-islet]: prints the prefix of a CPython
+# VERSION (3.12 or later, for its own-GIL sub-interpreters) built from
+# Debian's source package (tools/fetch-cpython.sh) into a cache outside the
+# repository: shared libpython, headers and python-VERSION-embed.pc under
+# PREFIX.  Built once (about 5 minutes on 2 cores); its log is PREFIX.log.
+# Exit 1, saying why, when it cannot be had.
+#
+# --with-islet: islet compiled in (README, "islet compiled into CPython"),
+# in a prefix of its own (cpython-VERSION-islet-install): the patches of
+# cpython/patches/VERSION applied to a copy of the source, configure
+# regenerated (autoconf), and this tree's islet built by Meson as a static
+# library that libpython takes in.  Built again when islet's sources or the
+# patches change (PREFIX/islet.stamp).
 set -eu
 v=$1
 here=$(cd "$(dirname "$0")" && pwd)
-prefix=${ISLET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/islet}/cpython-$v-install
-if [ -x "$prefix/bin/python$v" ] && [ -f "$prefix/lib/pkgconfig/python-$v-embed.pc" ]; then
+root=$(dirname "$here")
+islet=
+case ${2:-} in
+'') ;;
+--with-islet) islet=1 ;;
+*) echo "usage: build-cpython.sh VERSION [--with-islet]" >&2; exit 2 ;;
+esac
+prefix=${ISLET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/islet}/cpython-$v${islet:+-islet}-install
+
+# What the islet build is made of: a change to any of it builds it again.
+stamp() {
+  (cd "$root" && find alloc immortal freelists singletons include cpython/module.c cpython/cpython.h \
+    "cpython/patches/$v" meson.build meson_options.txt -type f | LC_ALL=C sort |
+    xargs sha256sum | sha256sum | cut -d' ' -f1)
+}
+
+want=
+if [ -n "$islet" ]; then
+  [ -d "$root/cpython/patches/$v" ] || { echo "no islet patches for CPython $v" >&2; exit 1; }
+  want=$(stamp)
+fi
+if [ -x "$prefix/bin/python$v" ] && [ -f "$prefix/lib/pkgconfig/python-$v-embed.pc" ] &&
+  { [ -z "$islet" ] || [ "$(cat "$prefix/islet.stamp" 2>/dev/null)" = "$want" ]; }; then
   echo "$prefix"
   exit 0
 fi
@@ -17,11 +45,33 @@ src=$("$here/fetch-cpython.sh" source "$v") || exit 1
 build=$prefix.build
 rm -rf "$build" "$prefix"
 mkdir -p "$build"
-echo "build-cpython.sh: building CPython $v into $prefix (log: $prefix.log)" >&2
-{ cd "$build" &&
-  "$src/configure" --prefix="$prefix" --enable-shared --without-ensurepip \
-    LDFLAGS="-Wl,-rpath,$prefix/lib" &&
-  make -j"$(nproc)" && make install; } >"$prefix.log" 2>&1 ||
-  { echo "could not build CPython $v (see $prefix.log)" >&2; exit 1; }
+args=()
+if [ -n "$islet" ]; then
+  command -v autoconf >/dev/null || { echo "--with-islet needs autoconf (apt-get install autoconf)" >&2; exit 1; }
+fi
+echo "build-cpython.sh: building CPython $v${islet:+ with islet} into $prefix (log: $prefix.log)" >&2
+{
+  if [ -n "$islet" ]; then
+    # The source cache stays pristine: the patches go to a copy.  islet is
+    # built as libpython's other objects are: gcc, position-independent,
+    # on the system backend (no jemalloc inside libpython), without the
+    # shim, tests or benchmarks.
+    cp -a "$src" "$build/src" &&
+      for p in "$root/cpython/patches/$v"/*.patch; do patch -d "$build/src" -p1 <"$p" || exit 1; done &&
+      (cd "$build/src" && autoconf && rm -rf autom4te.cache) &&
+      CC=gcc meson setup "$build/islet" "$root" --buildtype=release -Ddefault_library=static \
+        -Db_staticpic=true -Dmem_backend=system -Dcpython=disabled -Dtests=false \
+        -Dbench=disabled -Dvalgrind=disabled &&
+      ninja -C "$build/islet" libislet.a || exit 1
+    src=$build/src
+    args=(--with-islet="$root" ISLET_LIBS="$build/islet/libislet.a")
+  fi
+  mkdir -p "$build/obj" && cd "$build/obj" &&
+    CC=gcc "$src/configure" --prefix="$prefix" --enable-shared --without-ensurepip "${args[@]}" \
+      LDFLAGS="-Wl,-rpath,$prefix/lib" &&
+    make -j"$(nproc)" && make install
+} >"$prefix.log" 2>&1 ||
+  { echo "could not build CPython $v${islet:+ with islet} (see $prefix.log)" >&2; exit 1; }
+[ -z "$islet" ] || echo "$want" >"$prefix/islet.stamp"
 rm -rf "$build"
 echo "$prefix"

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""CPython's own regression tests, without islet and under `islet run`.
+"""CPython's own regression tests, without islet and under `islet run`, or on
+a CPython with islet compiled in: with PYTHONMALLOC=pymalloc and without.
 
 Why: the integration must not change what CPython does.  Both runs execute
 the same tests of Debian's libpython3.X-testsuite in worker processes (-j2)
@@ -23,6 +24,14 @@ that live beside their modules (ctypes.test, lib2to3.tests) do not load.
 
     regrtest.py PYTHON ISLET WORKDIR [--fetch FETCH] [--full] [TEST...]
 
+ISLET `builtin`: PYTHON has islet compiled in (tools/build-cpython.sh
+--with-islet), as its default allocator.  "Without islet" is then
+PYTHONMALLOC=pymalloc on the same build, and its own test package (with
+test_capi) is the one run.  No case may differ: the cases that inspect the
+allocator run it in subprocesses of their own (-I ignores PYTHONMALLOC), so
+they end alike in both runs, and each run's allocator is asked for by name
+instead, in the environment its workers inherit.
+
 --full runs the whole suite and prints the comparison without failing on
 differences (the command for the note on the integration).
 """
@@ -37,6 +46,7 @@ EXPECTED = {
     "test.test_sys.SysModuleTest.test_debugmallocstats": "prints pymalloc's arenas",
     "test.test_cmd_line.CmdLineTest.test_pythonmalloc": "asks the allocator's name: pymalloc",
 }
+ALLOCATOR = "import _testinternalcapi; print(_testinternalcapi.pymem_getallocatorsname())"
 
 
 def describe(python):
@@ -77,7 +87,8 @@ LOST = ("failed (uncaught exception)", "crashed", "timed out", "interrupted")
 
 def run(cmd, xml, env):
     """Runs regrtest: each case's outcome, and each module's status."""
-    print("+", " ".join(cmd), flush=True)
+    malloc = f"PYTHONMALLOC={env['PYTHONMALLOC']} " if "PYTHONMALLOC" in env else ""
+    print("+", malloc + " ".join(cmd), flush=True)
     if os.path.exists(xml):
         os.remove(xml)
     r = subprocess.run(cmd + ["--junit-xml", xml], env=env, stdout=subprocess.PIPE,
@@ -112,6 +123,8 @@ def main(argv):
         print(__doc__, file=sys.stderr)
         return 2
     python, islet, work = argv[:3]
+    builtin = islet == "builtin"
+    expected = {} if builtin else EXPECTED
     print(describe(python), flush=True)
     rest = argv[3:]
     source = None
@@ -130,39 +143,50 @@ def main(argv):
         tests = subprocess.check_output([python, "-m", "test", "--list-tests"], env=env,
                                         text=True).split()
         tests += ["test_capi"] if source and "test_capi" not in tests else []
-    groups = [("", env, [t for t in tests if t != "test_capi"])]
-    if "test_capi" in tests and source:
+    groups = [("", env, [t for t in tests if t != "test_capi" or builtin])]
+    if "test_capi" in tests and source and not builtin:
         groups.append(("-capi", dict(env, PYTHONPATH=overlay(python, source, work)), ["test_capi"]))
-    elif "test_capi" in tests:
+    elif "test_capi" in tests and not builtin:
         print("SKIPPED: test_capi (no CPython source: Debian's testsuite leaves it out)")
 
-    plain, isl, lost = {}, {}, []
+    plain, isl, lost, wrong = {}, {}, [], []
     for suffix, genv, names in (g for g in groups if g[2]):
         args = ["-m", "test", "-j2", "--timeout", "900"] + names
-        for results, cmd, how in ((plain, [python] + args, "without islet"),
-                                  (isl, [islet, "run", "--", python] + args, "under islet")):
-            cases, status = run(cmd, os.path.join(work, how.split()[0] + suffix + ".xml"), genv)
+        runs = ((plain, [python] + args, genv, "without islet"),
+                (isl, [islet, "run", "--", python] + args, genv, "under islet"))
+        if builtin:
+            runs = ((plain, [python] + args, dict(genv, PYTHONMALLOC="pymalloc"), "without islet"),
+                    (isl, [python] + args, genv, "under islet"))
+            for want, (_, _, cenv, how) in zip(("pymalloc", "islet"), runs):
+                name = subprocess.run([python, "-c", ALLOCATOR], env=cenv, text=True,
+                                      stdout=subprocess.PIPE).stdout.strip()
+                print(f"  the allocator {how}: {name}")
+                wrong += [] if name == want else [f"  the allocator {how} is {name}, not {want}"]
+        for results, cmd, cenv, how in runs:
+            cases, status = run(cmd, os.path.join(work, how.split()[0] + suffix + ".xml"), cenv)
             results.update(cases)
             lost += [f"{n}: {status.get(n, 'no result')} {how}" for n in names
                      if status.get(n, LOST[0]).startswith(LOST)]
 
     differ = sorted(n for n in plain.keys() | isl.keys() if plain.get(n) != isl.get(n))
-    unexpected = [n for n in differ if n not in EXPECTED]
+    unexpected = [n for n in differ if n not in expected]
     for n in differ:
-        why = EXPECTED.get(n, "UNEXPECTED")
+        why = expected.get(n, "UNEXPECTED")
         print(f"  {n}: {plain.get(n, 'absent')} without islet, {isl.get(n, 'absent')} under islet"
               f" ({why})")
     counts = {k: sum(v == k for v in isl.values()) for k in ("passed", "skipped", "failure", "error")}
     print(f"regrtest: {len(isl)} test cases under islet ({counts}); "
           f"{len(differ)} differ, {len(unexpected)} unexpectedly")
+    for line in wrong:
+        print(line)
     for line in lost:
         print(f"  {line}: its cases were not compared")
     if full:
         return 1 if lost else 0
-    missing = [n for n in EXPECTED if n in plain and n not in differ]
+    missing = [n for n in expected if n in plain and n not in differ]
     for n in missing:
-        print(f"  {n} must differ under islet ({EXPECTED[n]}): were the workers on islet?")
-    return 1 if lost or unexpected or missing or len(plain) < 100 else 0
+        print(f"  {n} must differ under islet ({expected[n]}): were the workers on islet?")
+    return 1 if lost or wrong or unexpected or missing or len(plain) < 100 else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,118 @@
+/* An embedder of a CPython with islet compiled in: the C API it has there
+ * (islet.h, and islet_cpython_heap() for the calling interpreter's heap),
+ * one scenario per subcommand.  It links libpython only: islet is inside.
+ *
+ *   embed heaps    the main interpreter has a heap; an own-GIL one has its
+ *                  own, whose limit is a MemoryError in it only; a legacy
+ *                  one allocates from the main interpreter's
+ *   embed reinit   three Py_Initialize/Py_Finalize rounds, each with a heap
+ *                  (objects of a round may be freed in the next)
+ *   embed none     (PYTHONMALLOC=pymalloc) no interpreter has a heap
+ */
+#include <islet_cpython.h>
+#include <Python.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void fail(const char *what) {
+  fprintf(stderr, "embed: %s\n", what);
+  exit(1);
+}
+
+static void run(const char *code) {
+  if (PyRun_SimpleString(code)) fail(code);
+}
+
+static PyThreadState *new_sub(int own_gil) {
+  PyInterpreterConfig own = {.use_main_obmalloc = 0,
+                             .allow_threads = 1,
+                             .check_multi_interp_extensions = 1,
+                             .gil = PyInterpreterConfig_OWN_GIL};
+  PyInterpreterConfig legacy = _PyInterpreterConfig_LEGACY_INIT;
+  PyThreadState *ts = NULL;
+  PyStatus st = Py_NewInterpreterFromConfig(&ts, own_gil ? &own : &legacy);
+  if (PyStatus_Exception(st) || !ts) fail("a new sub-interpreter failed");
+  return ts;
+}
+
+static void end_sub(PyThreadState *ts, PyThreadState *main_ts) {
+  Py_EndInterpreter(ts);
+  PyThreadState_Swap(main_ts);
+}
+
+static size_t allocs(void) {
+  islet_stats_t s;
+  islet_interp_stats(islet_cpython_heap(), &s);
+  return s.allocs;
+}
+
+static int heaps(void) {
+  Py_Initialize();
+  PyThreadState *main_ts = PyThreadState_Get();
+  islet_interp_t *main_heap = islet_cpython_heap();
+  if (!main_heap || allocs() < 1000) fail("the main interpreter has no heap, or no allocations");
+
+  PyThreadState *own = new_sub(1);
+  islet_interp_t *own_heap = islet_cpython_heap();
+  if (!own_heap || own_heap == main_heap) fail("the own-GIL interpreter has no heap of its own");
+  islet_stats_t s;
+  islet_interp_stats(own_heap, &s);
+  islet_interp_set_limit(own_heap, s.bytes + (8 << 20));
+  run("try:\n"
+      "    hog = bytearray(16 << 20)\n"
+      "    raise SystemExit('no MemoryError under the limit')\n"
+      "except MemoryError:\n"
+      "    pass\n");
+  islet_interp_stats(own_heap, &s);
+  if (!s.limit_hits) fail("the limit was not hit");
+  end_sub(own, main_ts);
+  run("hog = bytearray(16 << 20)"); /* the main heap has no limit */
+  islet_interp_stats(main_heap, &s);
+  if (s.limit || s.limit_hits) fail("the main interpreter got the sub-interpreter's limit");
+
+  PyThreadState *legacy = new_sub(0);
+  if (islet_cpython_heap() != main_heap) fail("a legacy interpreter has a heap of its own");
+  size_t before = allocs();
+  run("x = [[i] for i in range(10000)]");
+  if (allocs() - before < 10000) fail("the legacy interpreter's allocations were not counted");
+  end_sub(legacy, main_ts);
+  if (islet_cpython_heap() != main_heap) fail("the main heap changed");
+  if (Py_FinalizeEx() < 0) fail("Py_FinalizeEx");
+  if (islet_cpython_heap()) fail("a heap with no thread state");
+  puts("heaps ok");
+  return 0;
+}
+
+static int reinit(void) {
+  for (int round = 0; round < 3; round++) {
+    Py_Initialize();
+    if (!islet_cpython_heap() || allocs() < 1000) fail("a round without a heap");
+    run("import json, decimal\n"
+        "d = {str(i): [i, str(i)] for i in range(20000)}\n"
+        "s = json.dumps(d)\n");
+    if (Py_FinalizeEx() < 0) fail("Py_FinalizeEx");
+  }
+  puts("reinit ok");
+  return 0;
+}
+
+static int none(void) {
+  Py_Initialize();
+  PyThreadState *main_ts = PyThreadState_Get();
+  if (islet_cpython_heap()) fail("a heap under another allocator");
+  PyThreadState *own = new_sub(1);
+  if (islet_cpython_heap()) fail("a sub-interpreter's heap under another allocator");
+  end_sub(own, main_ts);
+  if (Py_FinalizeEx() < 0) fail("Py_FinalizeEx");
+  puts("none ok");
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  const char *what = argc > 1 ? argv[1] : "";
+  if (!strcmp(what, "heaps")) return heaps();
+  if (!strcmp(what, "reinit")) return reinit();
+  if (!strcmp(what, "none")) return none();
+  fprintf(stderr, "usage: embed heaps|reinit|none\n");
+  return 2;
+}
