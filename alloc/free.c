@@ -169,6 +169,15 @@ int islet_try_free(islet_interp_t *in, void *p) {
   return free_fast(in, p) ? 1 : try_free_slow(in, p);
 }
 
+static NOINLINE void free_or_slow(islet_interp_t *in, void *p, void (*other)(void *, void *),
+                                  void *ctx) {
+  if (!try_free_slow(in, p)) other(ctx, p);
+}
+
+void islet_free_or(islet_interp_t *in, void *p, void (*other)(void *, void *), void *ctx) {
+  if (!free_fast(in, p)) free_or_slow(in, p, other, ctx);
+}
+
 void islet_free_any(void *p) {
   free_slow(NULL, p);
 }

@@ -4,13 +4,16 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 
 #include "islet_cpython.h"
 
+#define ISLET_PY_LIKELY(x) __builtin_expect(!!(x), 1)
+
 #if PY_VERSION_HEX >= 0x030D0000
-#define islet_py_tstate PyThreadState_GetUnchecked
+#define islet_py_call_tstate PyThreadState_GetUnchecked
 #else
-#define islet_py_tstate _PyThreadState_UncheckedGet
+#define islet_py_call_tstate _PyThreadState_UncheckedGet
 #endif
 
 #ifdef ISLET_PY_WEAK
@@ -19,7 +22,7 @@
  * symbol lookup error (LD_BIND_NOW too), and preload.c calls none unless
  * the process is the CPython it was built for. */
 #define ISLET_PY_WEAK_FN(f) extern __typeof__(f) f __attribute__((weak))
-ISLET_PY_WEAK_FN(islet_py_tstate);
+ISLET_PY_WEAK_FN(islet_py_call_tstate);
 ISLET_PY_WEAK_FN(PyInterpreterState_GetID);
 ISLET_PY_WEAK_FN(PyMem_GetAllocator);
 ISLET_PY_WEAK_FN(PyMem_SetAllocator);
@@ -34,6 +37,22 @@ ISLET_PY_WEAK_FN(PyExc_RuntimeError);
 ISLET_PY_WEAK_FN(PyExc_ValueError);
 ISLET_PY_WEAK_FN(PyInterpreterState_Get);
 ISLET_PY_WEAK_FN(PyModuleDef_Init);
+#endif
+
+/* The calling thread's thread state, or NULL: on 3.11 read where
+ * _PyThreadState_UncheckedGet reads it (tstate.c), with no call. */
+#if PY_VERSION_HEX < 0x030C0000
+extern const size_t islet_py_tstate_at;
+extern char _PyRuntime[]; /* _PyRuntimeState, opaque here */
+#ifdef ISLET_PY_WEAK
+ISLET_PY_WEAK_FN(_PyRuntime);
+#endif
+static inline PyThreadState *islet_py_tstate(void) {
+  return atomic_load_explicit((PyThreadState * _Atomic *)(void *)(_PyRuntime + islet_py_tstate_at),
+                              memory_order_relaxed);
+}
+#else
+#define islet_py_tstate islet_py_call_tstate
 #endif
 
 /* interps.c: the table of interpreters and their heaps */

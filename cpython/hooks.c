@@ -13,34 +13,61 @@
 static PyMemAllocatorEx prev_mem, prev_obj, prev_raw;
 static int installed;
 
-static inline islet_interp_t *heap(void) {
+/* Whether the calling thread's cache holds its heap (islet_py_cache.heap):
+ * not without a thread state, nor on a miss.  The hooks' fast paths are
+ * leaves: a hit ends in a tail call into islet, anything else in one to a
+ * *_routed function. */
+static inline bool cached(void) {
   PyThreadState *ts = islet_py_tstate();
-  if (!ts) return NULL;
-  islet_py_cache_t *c = &islet_py_cache;
-  if (c->py == ts->interp && c->gen == atomic_load_explicit(&islet_py_gen, memory_order_acquire))
-    return c->heap;
-  return islet_py_heap_slow(ts->interp);
+  const islet_py_cache_t *c = &islet_py_cache;
+  return ISLET_PY_LIKELY(ts && c->py == ts->interp &&
+                         c->gen == atomic_load_explicit(&islet_py_gen, memory_order_acquire));
+}
+
+static islet_interp_t *heap(void) {
+  if (cached()) return islet_py_cache.heap;
+  PyThreadState *ts = islet_py_tstate();
+  return ts ? islet_py_heap_slow(ts->interp) : NULL;
 }
 
 islet_interp_t *islet_cpython_heap(void) {
   return heap();
 }
 
-static void *h_malloc(void *ctx, size_t n) {
+static __attribute__((noinline)) void *malloc_routed(const PyMemAllocatorEx *prev, size_t n) {
   islet_interp_t *in = heap();
-  const PyMemAllocatorEx *prev = ctx;
   return in ? islet_malloc(in, n) : prev->malloc(prev->ctx, n);
 }
 
-static void *h_calloc(void *ctx, size_t n, size_t size) {
+static void *h_malloc(void *ctx, size_t n) {
+  return cached() ? islet_malloc(islet_py_cache.heap, n) : malloc_routed(ctx, n);
+}
+
+static __attribute__((noinline)) void *calloc_routed(const PyMemAllocatorEx *prev, size_t n,
+                                                     size_t size) {
   islet_interp_t *in = heap();
-  const PyMemAllocatorEx *prev = ctx;
   return in ? islet_calloc(in, n, size) : prev->calloc(prev->ctx, n, size);
 }
 
-static void h_free(void *ctx, void *p) {
+static void *h_calloc(void *ctx, size_t n, size_t size) {
+  return cached() ? islet_calloc(islet_py_cache.heap, n, size) : calloc_routed(ctx, n, size);
+}
+
+/* The wrapped allocator's free, for memory islet did not make. */
+static void prev_free(void *ctx, void *p) {
   const PyMemAllocatorEx *prev = ctx;
-  if (!islet_try_free(heap(), p)) prev->free(prev->ctx, p);
+  prev->free(prev->ctx, p);
+}
+
+static __attribute__((noinline)) void free_routed(void *ctx, void *p) {
+  islet_free_or(heap(), p, prev_free, ctx);
+}
+
+static void h_free(void *ctx, void *p) {
+  if (cached())
+    islet_free_or(islet_py_cache.heap, p, prev_free, ctx);
+  else
+    free_routed(ctx, p);
 }
 
 /* A block moves heaps only by copy: islet's into the caller's heap (a cross

@@ -26,10 +26,10 @@ static PyObject *stats(PyObject *self, PyObject *unused) {
   islet_interp_stats(in, &s);
   long long id = (long long)PyInterpreterState_GetID(PyInterpreterState_Get());
   return Py_BuildValue("{s:L,s:n,s:n,s:n,s:n,s:n,s:n,s:n}", "interp", id, "allocs",
-                       (Py_ssize_t)s.allocs, "peak_bytes", (Py_ssize_t)s.bytes_peak,
-                       "live_bytes", (Py_ssize_t)s.bytes, "live_blocks", (Py_ssize_t)s.blocks,
-                       "cross_frees", (Py_ssize_t)s.remote_sent, "limit", (Py_ssize_t)s.limit,
-                       "limit_hits", (Py_ssize_t)s.limit_hits);
+                       (Py_ssize_t)s.allocs, "peak_bytes", (Py_ssize_t)s.bytes_peak, "live_bytes",
+                       (Py_ssize_t)s.bytes, "live_blocks", (Py_ssize_t)s.blocks, "cross_frees",
+                       (Py_ssize_t)s.remote_sent, "limit", (Py_ssize_t)s.limit, "limit_hits",
+                       (Py_ssize_t)s.limit_hits);
 }
 
 /* A limit under what the interpreter holds would fail its every allocation,
@@ -70,8 +70,11 @@ static PyModuleDef_Slot slots[] = {
 };
 
 static PyModuleDef def = {
-    PyModuleDef_HEAD_INIT, "islet", "islet: the calling interpreter's own heap", 0, methods, slots,
-    NULL, NULL, NULL,
+    .m_base = PyModuleDef_HEAD_INIT,
+    .m_name = "islet",
+    .m_doc = "islet: the calling interpreter's own heap",
+    .m_methods = methods,
+    .m_slots = slots,
 };
 
 PyObject *islet_cpython_module(void) {

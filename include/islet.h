@@ -251,6 +251,11 @@ ISLET_API int islet_contains(const void *p);
  * for other memory, which the wrapper hands to the allocator it wraps.
  * One owner lookup where islet_contains and islet_free take two. */
 ISLET_API int islet_try_free(islet_interp_t *in, void *p);
+/* islet_try_free for a wrapper's free hook: other memory goes to
+ * other(ctx, p), the wrapped allocator's free, as islet's last step (a
+ * tail call), so the hook itself can end in one. */
+ISLET_API void islet_free_or(islet_interp_t *in, void *p, void (*other)(void *ctx, void *p),
+                             void *ctx);
 ISLET_API islet_error_t islet_last_error(void);
 ISLET_API const char *islet_strerror(islet_error_t e);
 ISLET_API size_t islet_class_size(unsigned cls);

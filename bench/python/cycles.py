@@ -28,7 +28,7 @@ import sys
 IMPORTS = ["json", "re", "datetime", "decimal", "collections", "asyncio", "xml.etree.ElementTree"]
 
 CHILD = r"""
-import gc, sys
+import gc, sys, time
 try:
     import _interpreters as xi                      # 3.13+
     def create(kind):
@@ -43,6 +43,10 @@ except ImportError:
         xi.run_string(i, src)
 
 def rss_kib():
+    # islet returns an ended interpreter's memory on a runtime thread, within
+    # milliseconds: read right after a destroy, RSS may still hold the last
+    # interpreter (3.6 MiB on 3.14).  Both runs wait the same before reading.
+    time.sleep(0.1)
     with open("/proc/self/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):

@@ -93,6 +93,36 @@ Test(owner, try_free_frees_what_islet_holds_and_hands_back_the_rest) {
   expect_one_event(ISLET_EDESTROYED, r, id);
 }
 
+/* islet_free_or is islet_try_free with the wrapped allocator's free as its
+ * last step: only memory islet does not hold reaches it, with its ctx. */
+static int handed;
+static void *handed_ctx, *handed_p;
+static void other_free(void *ctx, void *p) {
+  handed++;
+  handed_ctx = ctx;
+  handed_p = p;
+}
+
+Test(owner, free_or_hands_only_foreign_memory_to_the_other_free) {
+  islet_interp_t *in = islet_interp_new(rt), *other = islet_interp_new(rt);
+  char *p = islet_malloc(in, 100), *q = islet_malloc(in, 100), *big = islet_malloc(in, 1 << 20);
+  void *heap = malloc(64);
+  int ctx;
+  islet_free_or(in, heap, other_free, &ctx);
+  cr_assert(handed == 1 && handed_ctx == &ctx && handed_p == heap);
+  free(heap);
+  islet_free_or(in, p, other_free, &ctx);
+  islet_free_or(other, q, other_free, &ctx); /* a cross-interpreter free */
+  islet_free_or(in, big, other_free, &ctx);
+  cr_assert_eq(handed, 1);
+  expect_no_event();
+  islet_interp_collect(in);
+  cr_assert_eq(live_blocks(in), 0);
+  islet_free_or(in, p, other_free, &ctx); /* islet's memory: reported, not handed on */
+  expect_one_event(ISLET_EDOUBLE_FREE, p, islet_interp_id(in));
+  cr_assert_eq(handed, 1);
+}
+
 /* Past a large block's end its last granule may hold anyone's memory: not
  * islet's while the block lives, nor under the tombstone it leaves when it
  * is freed or its interpreter is destroyed. */
