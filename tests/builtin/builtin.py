@@ -13,8 +13,9 @@ heap, as it shares pymalloc's state; with another allocator no interpreter
 has a heap.
 
 cycles: N own-GIL sub-interpreters created, run and destroyed one after the
-other; past a warm-up, the process's RSS may grow by MAX_KIB at most
-(CPython 3.13 alone keeps every such interpreter's arenas: gigabytes).
+other; past a warm-up, the process's RSS may grow by MAX_KIB at most.  The
+negative control: N/10 cycles on pymalloc, on the same build, must grow by
+more than 4 * MAX_KIB (CPython 3.13 keeps every such interpreter's arenas).
 Each check runs in a process of its own.
 """
 import os
@@ -155,7 +156,12 @@ def cycles(n, max_kib):
     env.pop("PYTHONMALLOC", None)
     r = subprocess.run([python, "-c", CYCLES, n, max_kib], env=env, text=True, timeout=1200,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    check(r.returncode == 0, r.stdout.strip()[-500:])
+    check(r.returncode == 0, "islet: " + r.stdout.strip()[-500:])
+    control = str(int(max_kib) * 4)
+    r = subprocess.run([python, "-c", CYCLES, str(int(n) // 10), control],
+                       env=dict(env, PYTHONMALLOC="pymalloc"), text=True, timeout=1200,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    check(r.returncode == 1, "pymalloc, the control, must break the bound: " + r.stdout.strip()[-500:])
 
 
 if sys.argv[2] == "smoke":
