@@ -3,22 +3,28 @@
 islet and without, in one run.
 
     cycles.py ISLET PYTHON [--cycles N] [--warm W] [--kind legacy|isolated]
-              [--imports a,b,...] [--bound RATIO] [--bound-final RATIO]
+              [--imports a,b,...] [--settle S] [--bound RATIO] [--bound-final RATIO]
 
 For each import (and all of them together) a fresh PYTHON creates a
 sub-interpreter, imports the module in it and destroys it, W times to
-warm up and then N times.  It reports VmRSS growth per cycle over the N
-cycles, after a gc.collect(), and VmRSS at the end.  It runs once alone
-and once under `ISLET run`.  --kind isolated makes own-GIL interpreters
-(3.12+); legacy ones share the main interpreter's allocator state (all of
-3.11's do).  --bound exits 1 when islet's growth on a row exceeds RATIO
-times CPython's alone (plus 4 KiB of slack for the page granularity of
-RSS), --bound-final when its RSS at the end does.
+warm up and then N times: own-GIL ones on 3.14+ with PEP 734's
+concurrent.interpreters (create, exec, close), the others with the private
+_interpreters module.  It reports VmRSS growth per cycle over the N
+cycles, after a gc.collect() and S seconds of rest (default 0.1), and
+VmRSS at the end.  The rest is for islet, which gives an ended
+interpreter's memory back on a thread of its own a few milliseconds after
+the interpreter ends: read at once, RSS may still hold the last one's
+(3.4 MiB with json on 3.14).  It runs once alone and once under `ISLET
+run`.  --kind isolated makes own-GIL interpreters (3.12+); legacy ones
+share the main interpreter's allocator state (all of 3.11's do).
+--bound exits 1 when islet's growth on a row exceeds RATIO times CPython's
+alone (plus 4 KiB of slack for the page granularity of RSS), --bound-final
+when its RSS at the end does.
 
 Growth per cycle favours an allocator that kept memory at the start: the
 next interpreters fill it before RSS grows.  islet gives an ended
-interpreter's free memory back at once, so the RSS at the end is the
-other half of the comparison.
+interpreter's free memory back (within milliseconds), so the RSS at the
+end is the other half of the comparison.
 """
 import argparse
 import os
@@ -29,6 +35,10 @@ IMPORTS = ["json", "re", "datetime", "decimal", "collections", "asyncio", "xml.e
 
 CHILD = r"""
 import gc, sys, time
+try:
+    from concurrent import interpreters as ci       # 3.14+: PEP 734's public API
+except ImportError:
+    ci = None
 try:
     import _interpreters as xi                      # 3.13+
     def create(kind):
@@ -43,38 +53,43 @@ except ImportError:
         xi.run_string(i, src)
 
 def rss_kib():
-    # islet returns an ended interpreter's memory on a runtime thread, within
-    # milliseconds: read right after a destroy, RSS may still hold the last
-    # interpreter (3.6 MiB on 3.14).  Both runs wait the same before reading.
-    time.sleep(0.1)
     with open("/proc/self/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
 
 def cycle(kind, src):
+    if ci and kind == "isolated":
+        i = ci.create()
+        i.exec(src)
+        i.close()
+        return
     i = create(kind)
     run(i, src)
     xi.destroy(i)
 
 kind, mods, warm, n = sys.argv[1], sys.argv[2].split(","), int(sys.argv[3]), int(sys.argv[4])
+settle = float(sys.argv[5])
 src = "".join(f"import {m}\n" for m in mods)
 for _ in range(warm):
     cycle(kind, src)
 gc.collect()
+time.sleep(settle)
 before = rss_kib()
 for _ in range(n):
     cycle(kind, src)
 gc.collect()
+time.sleep(settle)
 after = rss_kib()
-print((after - before) / n, after)
+api = "concurrent.interpreters" if ci and kind == "isolated" else xi.__name__
+print(api, (after - before) / n, after)
 """
 
 
 def measure(cmd):
-    """Growth per cycle and RSS at the end, KiB."""
+    """The API used, growth per cycle and RSS at the end, KiB."""
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.split()
-    return float(out[-2]), int(out[-1])
+    return out[-3], float(out[-2]), int(out[-1])
 
 
 def main(argv):
@@ -85,6 +100,7 @@ def main(argv):
     ap.add_argument("--warm", type=int, default=3)
     ap.add_argument("--kind", choices=["legacy", "isolated"], default="legacy")
     ap.add_argument("--imports", default=",".join(IMPORTS))
+    ap.add_argument("--settle", type=float, default=0.1)
     ap.add_argument("--bound", type=float)
     ap.add_argument("--bound-final", type=float)
     a = ap.parse_args(argv)
@@ -96,9 +112,9 @@ def main(argv):
           f" {'ratio':>8}")
     over = 0
     for row in rows:
-        args = [a.kind, ",".join(row), str(a.warm), str(a.cycles)]
-        alone, end_alone = measure([a.python, "-c", CHILD] + args)
-        mine, end_mine = measure([a.islet, "run", "--", a.python, "-c", CHILD] + args)
+        args = [a.kind, ",".join(row), str(a.warm), str(a.cycles), str(a.settle)]
+        api, alone, end_alone = measure([a.python, "-c", CHILD] + args)
+        _, mine, end_mine = measure([a.islet, "run", "--", a.python, "-c", CHILD] + args)
         name = row[0] if len(row) == 1 else "all together"
         ratio = f"{mine / alone:7.2f}x" if alone > 0 else "      - "
         bad = a.bound is not None and mine > a.bound * max(alone, 0) + 4
@@ -107,6 +123,7 @@ def main(argv):
         print(f"{name:24} {alone:8.1f} {mine:8.1f} {ratio}   {end_alone / 1024:6.1f}"
               f" {end_mine / 1024:6.1f} {end_mine / end_alone:7.2f}x"
               f"{'  over the bound' if bad else ''}")
+    print(f"interpreters made and ended with {api}")
     return 1 if over else 0
 
 
