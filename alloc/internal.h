@@ -256,8 +256,10 @@ void islet_orphan_tidy(islet_interp_t *o); /* orphan_lock held */
 /* orphan_lock held, after o lost a block of page pg (NULL: a large one) */
 void islet_orphan_freed(islet_interp_t *o, page_t *pg);
 /* A segment of an orphan's, now in's (a heap of the orphan policy with no
- * limit), or NULL. */
-segment_t *islet_orphan_inherit(islet_interp_t *in);
+ * limit), or NULL: one with a page of class cls that has a free block, or
+ * with cls ORPHAN_ANY_CLASS any. */
+#define ORPHAN_ANY_CLASS (-1)
+segment_t *islet_orphan_inherit(islet_interp_t *in, int cls);
 void islet_orphans_sweep(islet_runtime_t *rt, bool end_all);
 void islet_reclaim_shutdown(islet_runtime_t *rt);
 

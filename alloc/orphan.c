@@ -9,7 +9,10 @@
  * any OS page without a live block (purge.c), and ends when its last block
  * is freed or its last segment is taken over by a live heap of the same
  * policy, which fills the free space around its blocks (as mimalloc
- * reclaims a dead thread's abandoned segments).
+ * reclaims a dead thread's abandoned segments).  A class that runs out of
+ * pages takes over a segment with a page of its class that has room before
+ * it starts a fresh page: the holes its blocks left are resident anyway,
+ * and a fresh page would add OS pages that the next leaked block keeps.
  *
  * Nobody holds an orphan, so its frees are made as its owner would, under
  * orphan_lock (free.c), never through the remote bitmaps: no free is in
@@ -94,24 +97,31 @@ static void move_segment(islet_interp_t *o, islet_interp_t *in, segment_t *seg) 
   in->inherited = true;
 }
 
-/* A heap that would map a segment takes an orphan's instead, as mimalloc
- * reclaims an ended thread's abandoned segments: the orphan's free space
- * around its live blocks is filled rather than kept.  Interpreters that
- * share objects (CPython 3.11's, legacy ones after it) share pymalloc's
- * arenas the same way.  Only a heap that ends as an orphan itself may
- * take one (its blocks may be shared), and not one with a limit, which
- * another's blocks would count against. */
-segment_t *islet_orphan_inherit(islet_interp_t *in) {
+/* A heap takes an orphan's segment, as mimalloc reclaims an ended thread's
+ * abandoned segments: the orphan's free space around its live blocks is
+ * filled rather than kept.  A class with no page left asks for one holding
+ * a page of its class with room (cls); a heap that would map a segment
+ * for any.  Interpreters that share objects (CPython 3.11's, legacy ones
+ * after it) share pymalloc's arenas the same way.  Only a heap that ends
+ * as an orphan itself may take one (its blocks may be shared), and not one
+ * with a limit, which another's blocks would count against. */
+static bool has_room(const islet_interp_t *o, int cls) {
+  return cls == ORPHAN_ANY_CLASS ? o->segs.next != &o->segs : o->pages[cls] != NULL;
+}
+
+segment_t *islet_orphan_inherit(islet_interp_t *in, int cls) {
   islet_runtime_t *rt = in->rt;
   if (in->teardown != ISLET_TEARDOWN_ORPHAN || in->limit != SIZE_MAX || in->runtime_heap)
     return NULL;
   segment_t *seg = NULL;
   pthread_mutex_lock(&rt->orphan_lock);
   islet_interp_t *o = rt->orphans.rt_next;
-  while (o != &rt->orphans && o->segs.next == &o->segs) o = o->rt_next;
+  for (; o != &rt->orphans; o = o->rt_next) {
+    islet_collect(o); /* a racing remote free is o's to count (it may move pages) */
+    if (has_room(o, cls)) break;
+  }
   if (o != &rt->orphans) {
-    islet_collect(o); /* a racing remote free is o's to count */
-    seg = (segment_t *)o->segs.next;
+    seg = cls == ORPHAN_ANY_CLASS ? (segment_t *)o->segs.next : seg_of(o->pages[cls]);
     move_segment(o, in, seg);
     if (!o->blocks) { /* all of it went: it ends */
       interps_del(o);

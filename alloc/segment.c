@@ -118,7 +118,7 @@ page_t *islet_page_fresh(islet_interp_t *in, unsigned cls) {
       seg = (segment_t *)h;
       break;
     }
-  if (!seg) seg = islet_orphan_inherit(in);
+  if (!seg) seg = islet_orphan_inherit(in, ORPHAN_ANY_CLASS);
   if (!seg && !(seg = segment_new(in))) return NULL;
   if (!seg->free_pages) return islet_page_fresh(in, cls); /* inherited, with no free page */
   unsigned i = (unsigned)__builtin_ctzll(seg->free_pages);

@@ -123,23 +123,26 @@ static void list_corrupt(islet_interp_t *in, page_t *pg) {
 
 /* The current page's list is empty.  Full pages leave the class's list
  * here, one by one; with none left, blocks freed by others are taken back
- * (once: others may keep freeing), then a fresh page is borrowed. */
+ * (once: others may keep freeing), then an orphan's page of the class with
+ * room is taken over (orphan.c), then a fresh page is borrowed. */
 void *islet_class_refill(islet_interp_t *in, unsigned cls) {
   bool collected = false;
-  for (page_t *pg;
-       (pg = in->cur[cls]) != &islet_empty_page || (!collected && atomic_load(&in->any_pending));) {
-    if (pg == &islet_empty_page) {
-      islet_collect(in);
-      collected = true;
-      continue;
+  do
+    for (page_t *pg; (pg = in->cur[cls]) != &islet_empty_page ||
+                     (!collected && atomic_load(&in->any_pending));) {
+      if (pg == &islet_empty_page) {
+        islet_collect(in);
+        collected = true;
+        continue;
+      }
+      void *p = page_pop(pg, true);
+      if (p) return p;
+      if (pg->free != LIST_END) list_corrupt(in, pg);
+      if (page_refill(pg)) return page_pop(pg, true);
+      pg->state = PG_FULL;
+      class_remove(in, pg);
     }
-    void *p = page_pop(pg, true);
-    if (p) return p;
-    if (pg->free != LIST_END) list_corrupt(in, pg);
-    if (page_refill(pg)) return page_pop(pg, true);
-    pg->state = PG_FULL;
-    class_remove(in, pg);
-  }
+  while (islet_orphan_inherit(in, (int)cls));
   page_t *pg = islet_page_fresh(in, cls);
   if (!pg) return NULL;
   class_push(in, pg);

@@ -247,6 +247,31 @@ Test(purge, a_new_heap_takes_over_an_orphans_segment_and_fills_its_free_space) {
   expect_no_event();
 }
 
+/* A heap with free pages of its own still fills an orphan's holes of a
+ * class before it starts a page of that class: the holes' OS pages are
+ * resident for the orphan's blocks anyway. */
+Test(purge, a_class_fills_an_orphans_holes_before_a_fresh_page_of_its_own) {
+  capture_config((islet_config_t){.teardown = ISLET_TEARDOWN_ORPHAN, .reclaim_inline = 1});
+  islet_interp_t *b = islet_interp_new(rt);
+  void *own = islet_malloc(b, 256); /* b maps a segment of its own: no orphan yet */
+  islet_interp_t *a = islet_interp_new(rt);
+  peak_then_free(a);
+  cr_assert_neq(seg_of(blocks[0]), seg_of(own));
+  islet_interp_destroy(a, NULL);
+  void *p = islet_malloc(b, 64);
+  cr_assert_eq(seg_of(p), seg_of(blocks[0]), "the block fills the orphan's segment");
+  bool in_kept_page = false;
+  for (size_t i = 0; i < NBLOCKS; i += KEEP_EVERY)
+    in_kept_page |=
+        is_kept(i) && ((uintptr_t)p & ~(PAGE - 1)) == ((uintptr_t)blocks[i] & ~(PAGE - 1));
+  cr_assert(in_kept_page, "in a page that holds the orphan's blocks");
+  cr_assert_eq(islet_owner(blocks[0]), b);
+  islet_free(b, own);
+  islet_free(b, p);
+  expect_kept_intact();
+  expect_no_event();
+}
+
 Test(purge, a_heap_with_a_limit_or_another_policy_takes_nothing_over) {
   capture_config((islet_config_t){.teardown = ISLET_TEARDOWN_ORPHAN, .reclaim_inline = 1});
   islet_interp_t *a = islet_interp_new(rt);
