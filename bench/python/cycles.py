@@ -3,14 +3,15 @@
 islet and without, in one run.
 
     cycles.py ISLET PYTHON [--cycles N] [--warm W] [--kind legacy|isolated]
-              [--imports a,b,...] [--settle S] [--bound RATIO] [--bound-final RATIO]
+              [--imports a,b,...] [--together] [--settle S] [--bound RATIO]
+              [--bound-final RATIO]
 
-For each import (and all of them together) a fresh PYTHON creates a
-sub-interpreter, imports the module in it and destroys it, W times to
-warm up and then N times: own-GIL ones on 3.14+ with PEP 734's
-concurrent.interpreters (create, exec, close), the others with the private
-_interpreters module.  It reports VmRSS growth per cycle over the N
-cycles, after a gc.collect() and S seconds of rest (default 0.1), and
+For each import (and all of them together; only that with --together) a
+fresh PYTHON creates a sub-interpreter, imports the module in it and
+destroys it, W times to warm up and then N times: own-GIL ones on 3.14+
+with PEP 734's concurrent.interpreters (create, exec, close), the others
+with the private _interpreters module.  It reports VmRSS growth per cycle
+over the N cycles, after a gc.collect() and S seconds of rest (default 0.1), and
 VmRSS at the end.  The rest is for islet, which gives an ended
 interpreter's memory back on a thread of its own a few milliseconds after
 the interpreter ends: read at once, RSS may still hold the last one's
@@ -100,12 +101,13 @@ def main(argv):
     ap.add_argument("--warm", type=int, default=3)
     ap.add_argument("--kind", choices=["legacy", "isolated"], default="legacy")
     ap.add_argument("--imports", default=",".join(IMPORTS))
+    ap.add_argument("--together", action="store_true")
     ap.add_argument("--settle", type=float, default=0.1)
     ap.add_argument("--bound", type=float)
     ap.add_argument("--bound-final", type=float)
     a = ap.parse_args(argv)
     mods = a.imports.split(",")
-    rows = [[m] for m in mods] + ([mods] if len(mods) > 1 else [])
+    rows = ([] if a.together else [[m] for m in mods]) + ([mods] if len(mods) > 1 else [])
     print(f"{a.python}: {a.kind} sub-interpreters, {a.warm} warm-up cycles, then {a.cycles}")
     print(f"{'':24} {'RSS growth per cycle, KiB':>26}   {'RSS at the end, MiB':>22}")
     print(f"{'import':24} {'alone':>8} {'islet':>8} {'ratio':>8}   {'alone':>6} {'islet':>6}"
