@@ -39,19 +39,45 @@ ISLET_PY_WEAK_FN(PyInterpreterState_Get);
 ISLET_PY_WEAK_FN(PyModuleDef_Init);
 #endif
 
-/* The calling thread's thread state, or NULL: on 3.11 read where
- * _PyThreadState_UncheckedGet reads it (tstate.c), with no call. */
+/* The calling thread's thread state, or NULL, read where CPython's getter
+ * reads it (tstate.c) with no call: islet_py_tstate_read is false when
+ * that place is not known (3.12 on, a getter of another shape), and
+ * islet_py_tstate asks the getter then. */
 #if PY_VERSION_HEX < 0x030C0000
 extern const size_t islet_py_tstate_at;
 extern char _PyRuntime[]; /* _PyRuntimeState, opaque here */
 #ifdef ISLET_PY_WEAK
 ISLET_PY_WEAK_FN(_PyRuntime);
 #endif
+static inline bool islet_py_tstate_read(PyThreadState **ts) {
+  *ts = atomic_load_explicit((PyThreadState * _Atomic *)(void *)(_PyRuntime + islet_py_tstate_at),
+                             memory_order_relaxed);
+  return true;
+}
 static inline PyThreadState *islet_py_tstate(void) {
-  return atomic_load_explicit((PyThreadState * _Atomic *)(void *)(_PyRuntime + islet_py_tstate_at),
-                              memory_order_relaxed);
+  PyThreadState *ts;
+  islet_py_tstate_read(&ts);
+  return ts;
+}
+static inline void islet_py_tstate_probe(void) {}
+static inline void islet_py_tstate_check(PyThreadState *called) {
+  (void)called;
 }
 #else
+extern _Atomic long islet_py_tstate_off;           /* from the thread pointer; 0: not known */
+void islet_py_tstate_probe(void);                  /* at install */
+void islet_py_tstate_check(PyThreadState *called); /* the getter's answer, on a miss */
+static inline bool islet_py_tstate_read(PyThreadState **ts) {
+#if defined(__x86_64__)
+  long off = atomic_load_explicit(&islet_py_tstate_off, memory_order_relaxed);
+  if (!off) return false;
+  __asm__("movq %%fs:(%1), %0" : "=r"(*ts) : "r"(off));
+  return true;
+#else
+  (void)ts;
+  return false;
+#endif
+}
 #define islet_py_tstate islet_py_call_tstate
 #endif
 

@@ -17,16 +17,23 @@ static int installed;
  * not without a thread state, nor on a miss.  The hooks' fast paths are
  * leaves: a hit ends in a tail call into islet, anything else in one to a
  * *_routed function. */
-static inline bool cached(void) {
-  PyThreadState *ts = islet_py_tstate();
+static inline bool hit(PyThreadState *ts) {
   const islet_py_cache_t *c = &islet_py_cache;
   return ISLET_PY_LIKELY(ts && c->py == ts->interp &&
                          c->gen == atomic_load_explicit(&islet_py_gen, memory_order_acquire));
 }
 
+static inline bool cached(void) {
+  PyThreadState *ts;
+  return ISLET_PY_LIKELY(islet_py_tstate_read(&ts)) && hit(ts);
+}
+
+/* A miss asks CPython's getter, and checks the read in place against it. */
 static islet_interp_t *heap(void) {
   if (cached()) return islet_py_cache.heap;
   PyThreadState *ts = islet_py_tstate();
+  islet_py_tstate_check(ts);
+  if (hit(ts)) return islet_py_cache.heap;
   return ts ? islet_py_heap_slow(ts->interp) : NULL;
 }
 
@@ -122,6 +129,7 @@ int islet_cpython_install(const islet_cpython_config_t *cfg) {
     islet_runtime_t *rt = islet_runtime_new(rc);
     if (!rt) return ISLET_ENOMEM;
     islet_py_start(rt, cfg ? cfg->limit : 0, rc->teardown);
+    islet_py_tstate_probe();
     installed = 1;
   }
   wrap(PYMEM_DOMAIN_RAW, &prev_raw,
