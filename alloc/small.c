@@ -85,6 +85,38 @@ static void touch_os_pages(page_t *pg, unsigned lo, unsigned hi) {
   pg->os_idle &= (uint16_t)~used; /* in use since the last pass: not idle for a delay */
 }
 
+/* The lowest k set bits of room (not 0).  A fresh page's room is one run
+ * of bits: a mask takes them, with no loop over them. */
+static uint64_t lowest_bits(uint64_t room, unsigned k) {
+  unsigned lo = (unsigned)__builtin_ctzll(room);
+  uint64_t run = room >> lo;
+  if (!(run & (run + 1))) /* one run, up to the top bit */
+    return lo + k >= 64 ? room : room & (((uint64_t)1 << (lo + k)) - 1);
+  uint64_t rest = room;
+  for (; rest && k; k--) rest &= rest - 1; /* all but the lowest k */
+  return room & ~rest;
+}
+
+/* Links the blocks of take (bits of live word w) into a list in address
+ * order and returns its head: run by run of adjacent blocks from the
+ * highest, each block's link the index of the one above it. */
+static unsigned link_blocks(page_t *pg, unsigned w, uint64_t take) {
+  unsigned head = LIST_END;
+  while (take) {
+    unsigned hi = 63u - (unsigned)__builtin_clzll(take);
+    uint64_t gaps = ~take & (((uint64_t)2 << hi) - 1); /* the gaps below hi */
+    unsigned lo = gaps ? 64u - (unsigned)__builtin_clzll(gaps) : 0;
+    char *b = page_block(pg, w * 64 + hi);
+    for (unsigned i = w * 64 + hi;; i--, b -= pg->bsize) {
+      link_set(b, head, true);
+      head = i;
+      if (i == w * 64 + lo) break;
+    }
+    take &= ((uint64_t)1 << lo) - 1;
+  }
+  return head;
+}
+
 /* The list is empty: it gets the lowest free blocks of the next live word
  * with room, so a fresh page is touched as it fills, not all at once (the
  * links are writes into the blocks).  Blocks freed here went on the list as
@@ -97,20 +129,12 @@ static bool page_refill(page_t *pg) {
   while (!(room = ~atomic_load_explicit(&page_live(pg)[w], memory_order_relaxed) &
                   page_blocks_in(pg, w)))
     w = w + 1 == pg->nwords ? 0 : w + 1;
-  uint64_t rest = room;
-  for (unsigned k = refill_blocks(pg); rest && k; k--) rest &= rest - 1; /* all but the lowest k */
-  uint64_t take = room & ~rest;
-  pg->scan = (uint16_t)(rest ? w : w + 1 == pg->nwords ? 0 : w + 1); /* this word again if room */
+  uint64_t take = lowest_bits(room, refill_blocks(pg));
+  pg->scan = (uint16_t)(take != room ? w : w + 1 == pg->nwords ? 0 : w + 1); /* again if room */
   if (pg->os_purged | pg->os_idle) /* the links bring these blocks' OS pages back */
     touch_os_pages(pg, w * 64 + (unsigned)__builtin_ctzll(take),
                    w * 64 + 63u - (unsigned)__builtin_clzll(take));
-  unsigned head = LIST_END;
-  for (; take; take &= ~((uint64_t)1 << (63 - __builtin_clzll(take)))) {
-    unsigned i = w * 64 + 63u - (unsigned)__builtin_clzll(take); /* the highest first */
-    link_set(page_block(pg, i), head, true);
-    head = i;
-  }
-  pg->free = (uint16_t)head;
+  pg->free = (uint16_t)link_blocks(pg, w, take);
   return true;
 }
 
