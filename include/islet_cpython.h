@@ -18,6 +18,12 @@
  * re-applies PYTHONMALLOC then and islet re-installs on top (otherwise the
  * second call does nothing).  An unmodified python3 gets the same through
  * the LD_PRELOAD shim: `islet run -- python3 ...`.
+ *
+ * A CPython with islet compiled in (cpython/patches, PYTHONMALLOC=islet)
+ * needs no install: its libpython defines islet_cpython_heap and
+ * islet_cpython_module (built in as `import islet`) with islet's own API,
+ * and not the hook form's install, runtime, records and report, which are
+ * libislet-cpython's (an embedder that calls them links that library).
  */
 #ifndef ISLET_CPYTHON_H
 #define ISLET_CPYTHON_H
