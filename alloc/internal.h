@@ -252,7 +252,7 @@ retired_t *islet_retire_regions(islet_interp_t *in, bool quarantine, bool empty_
 bool islet_retire_heap(islet_interp_t *in, bool quarantine); /* all of it, and in; quarantined? */
 /* orphan.c (orphan_lock is taken inside unless noted) */
 void islet_orphan_adopt(islet_interp_t *in);
-void islet_orphan_tidy(islet_interp_t *o); /* orphan_lock held */
+bool islet_orphan_tidy(islet_interp_t *o); /* orphan_lock held; true: o ended */
 /* orphan_lock held, after o lost a block of page pg (NULL: a large one) */
 void islet_orphan_freed(islet_interp_t *o, page_t *pg);
 /* A segment of an orphan's, now in's (a heap of the orphan policy with no

@@ -42,19 +42,20 @@ static void release_empty_segments(islet_interp_t *o) {
     free(rec);
 }
 
-/* orphan_lock held.  Ends o when its last block is gone. */
-void islet_orphan_tidy(islet_interp_t *o) {
+/* orphan_lock held.  Ends o when its last block is gone (true). */
+bool islet_orphan_tidy(islet_interp_t *o) {
   islet_collect(o);
   if (!o->blocks) {
     interps_del(o);
     islet_retire_heap(o, false);
-    return;
+    return true;
   }
   drop_empty_pages(o);
   release_empty_segments(o);
   islet_purge_pass(o, PURGE_ORPHAN);
   if (o->mapped < o->orphan_mapped) islet_backend_arena_purge(o->arena);
   o->orphan_mapped = o->mapped;
+  return false;
 }
 
 /* A free leaves the OS pages it emptied to the kernel at once; a page or
@@ -105,8 +106,11 @@ static void move_segment(islet_interp_t *o, islet_interp_t *in, segment_t *seg) 
  * after it) share pymalloc's arenas the same way.  Only a heap that ends
  * as an orphan itself may take one (its blocks may be shared), and not one
  * with a limit, which another's blocks would count against. */
-static bool has_room(const islet_interp_t *o, int cls) {
-  return cls == ORPHAN_ANY_CLASS ? o->segs.next != &o->segs : o->pages[cls] != NULL;
+static segment_t *with_room(const islet_interp_t *o, int cls) {
+  if (cls == ORPHAN_ANY_CLASS) return o->segs.next != &o->segs ? (segment_t *)o->segs.next : NULL;
+  for (page_t *pg = o->pages[cls]; pg; pg = pg->next) /* a page that filled stays listed */
+    if (pg->used < pg->nblocks) return seg_of(pg);
+  return NULL;
 }
 
 segment_t *islet_orphan_inherit(islet_interp_t *in, int cls) {
@@ -115,13 +119,14 @@ segment_t *islet_orphan_inherit(islet_interp_t *in, int cls) {
     return NULL;
   segment_t *seg = NULL;
   pthread_mutex_lock(&rt->orphan_lock);
-  islet_interp_t *o = rt->orphans.rt_next;
-  for (; o != &rt->orphans; o = o->rt_next) {
-    islet_collect(o); /* a racing remote free is o's to count (it may move pages) */
-    if (has_room(o, cls)) break;
+  islet_interp_t *o = rt->orphans.rt_next, *next;
+  for (; o != &rt->orphans; o = next) {
+    next = o->rt_next;
+    /* a remote free that raced the adoption is o's to take back, and may end o */
+    if (atomic_load(&o->any_pending) && islet_orphan_tidy(o)) continue;
+    if ((seg = with_room(o, cls))) break;
   }
-  if (o != &rt->orphans) {
-    seg = cls == ORPHAN_ANY_CLASS ? (segment_t *)o->segs.next : seg_of(o->pages[cls]);
+  if (seg) {
     move_segment(o, in, seg);
     if (!o->blocks) { /* all of it went: it ends */
       interps_del(o);

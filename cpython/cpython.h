@@ -64,11 +64,12 @@ static inline void islet_py_tstate_check(PyThreadState *called) {
   (void)called;
 }
 #else
-extern _Atomic long islet_py_tstate_off;           /* from the thread pointer; 0: not known */
-void islet_py_tstate_probe(void);                  /* at install */
-void islet_py_tstate_check(PyThreadState *called); /* the getter's answer, on a miss */
+/* From the thread pointer; 0: not known.  Written at install (tstate.c),
+ * before any hook runs, and set to 0 by a failed check: relaxed, any thread. */
+extern _Atomic long islet_py_tstate_off;
+void islet_py_tstate_probe(void); /* at install */
 static inline bool islet_py_tstate_read(PyThreadState **ts) {
-#if defined(__x86_64__)
+#if defined(__x86_64__) && !defined(__ILP32__)
   long off = atomic_load_explicit(&islet_py_tstate_off, memory_order_relaxed);
   if (!off) return false;
   __asm__("movq %%fs:(%1), %0" : "=r"(*ts) : "r"(off));
@@ -77,6 +78,13 @@ static inline bool islet_py_tstate_read(PyThreadState **ts) {
   (void)ts;
   return false;
 #endif
+}
+/* A miss's thread state from the getter (called): a read in place that
+ * disagrees is not made again. */
+static inline void islet_py_tstate_check(PyThreadState *called) {
+  PyThreadState *read;
+  if (islet_py_tstate_read(&read) && read != called)
+    atomic_store_explicit(&islet_py_tstate_off, 0, memory_order_relaxed);
 }
 #define islet_py_tstate islet_py_call_tstate
 #endif

@@ -33,7 +33,6 @@ static islet_interp_t *heap(void) {
   if (cached()) return islet_py_cache.heap;
   PyThreadState *ts = islet_py_tstate();
   islet_py_tstate_check(ts);
-  if (hit(ts)) return islet_py_cache.heap;
   return ts ? islet_py_heap_slow(ts->interp) : NULL;
 }
 

@@ -32,12 +32,10 @@ const size_t islet_py_tstate_at = offsetof(_PyRuntimeState, gilstate.tstate_curr
 #include "cpython.h"
 #include <string.h>
 
-/* Written at install, before any hook runs, and set to 0 if a check fails
- * (the hooks then call the getter): relaxed, any thread. */
-_Atomic long islet_py_tstate_off;
+_Atomic long islet_py_tstate_off; /* cpython.h says who writes it */
 
 void islet_py_tstate_probe(void) {
-#if defined(__x86_64__)
+#if defined(__x86_64__) && !defined(__ILP32__)
   static const unsigned char endbr64[] = {0xf3, 0x0f, 0x1e, 0xfa};
   static const unsigned char mov_fs_rax[] = {0x64, 0x48, 0x8b, 0x04, 0x25}; /* disp32 follows */
   const unsigned char *f = (const unsigned char *)(void *)islet_py_call_tstate;
@@ -49,11 +47,5 @@ void islet_py_tstate_probe(void) {
   if (off < 0) /* the executable's thread-locals lie below the thread pointer */
     atomic_store_explicit(&islet_py_tstate_off, off, memory_order_relaxed);
 #endif
-}
-
-void islet_py_tstate_check(PyThreadState *called) {
-  PyThreadState *read;
-  if (islet_py_tstate_read(&read) && read != called)
-    atomic_store_explicit(&islet_py_tstate_off, 0, memory_order_relaxed);
 }
 #endif

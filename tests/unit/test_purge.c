@@ -272,6 +272,30 @@ Test(purge, a_class_fills_an_orphans_holes_before_a_fresh_page_of_its_own) {
   expect_no_event();
 }
 
+/* A page that fills stays in its class's list until an allocation finds
+ * it full, and an orphan allocates no more: its listed page of a class may
+ * be full, and a heap out of that class takes no such segment over. */
+Test(purge, a_class_takes_no_orphan_segment_whose_listed_page_is_full) {
+  capture_config((islet_config_t){.teardown = ISLET_TEARDOWN_ORPHAN, .reclaim_inline = 1});
+  islet_interp_t *b = islet_interp_new(rt);
+  void *own = islet_malloc(b, 256); /* b maps a segment of its own: no orphan yet */
+  islet_interp_t *a = islet_interp_new(rt);
+  void *first = islet_malloc(a, 128);
+  size_t per_page = 1;
+  void *p;
+  while (((uintptr_t)(p = islet_malloc(a, 128)) & ~(PAGE - 1)) == ((uintptr_t)first & ~(PAGE - 1)))
+    per_page++; /* the first page is full now, and p starts the second */
+  for (size_t i = 1; i < per_page; i++) islet_malloc(a, 128); /* the second fills, still listed */
+  cr_assert_eq(live_blocks(a), 2 * per_page);
+  islet_interp_destroy(a, NULL);
+  void *q = islet_malloc(b, 128);
+  cr_assert_neq(seg_of(q), seg_of(first));
+  cr_assert_eq(islet_owner(first), a, "the orphan kept its segment");
+  islet_free(b, own);
+  islet_free(b, q);
+  expect_no_event();
+}
+
 Test(purge, a_heap_with_a_limit_or_another_policy_takes_nothing_over) {
   capture_config((islet_config_t){.teardown = ISLET_TEARDOWN_ORPHAN, .reclaim_inline = 1});
   islet_interp_t *a = islet_interp_new(rt);
