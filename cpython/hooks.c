@@ -33,6 +33,7 @@ static islet_interp_t *heap(void) {
   if (cached()) return islet_py_cache.heap;
   PyThreadState *ts = islet_py_tstate();
   islet_py_tstate_check(ts);
+  if (hit(ts)) return islet_py_cache.heap; /* no read in place: the getter's answer */
   return ts ? islet_py_heap_slow(ts->interp) : NULL;
 }
 
