@@ -25,6 +25,11 @@ static bool is_kept(size_t i) {
   return i % KEEP_EVERY == 0 && i < NBLOCKS / 4;
 }
 
+/* The 64 KiB page of p. */
+static uintptr_t page_base(const void *p) {
+  return (uintptr_t)p & ~(PAGE - 1);
+}
+
 /* Resident OS pages in [p, p + len), p page-aligned. */
 static size_t resident(uintptr_t p, size_t len) {
   unsigned char vec[(SEG / OS_PAGE)];
@@ -49,7 +54,7 @@ static void residency(size_t *in_pages, size_t *kept_os) {
   uintptr_t pages[NBLOCKS / 16], os[2 * (NBLOCKS / KEEP_EVERY)];
   size_t np = 0, nos = 0;
   for (size_t i = 0; i < NBLOCKS; i++) {
-    uintptr_t pg = (uintptr_t)blocks[i] & ~(PAGE - 1);
+    uintptr_t pg = page_base(blocks[i]);
     if (!np || pages[np - 1] != pg) pages[np++] = pg; /* allocated page by page */
     if (!is_kept(i)) continue;
     os[nos++] = (uintptr_t)blocks[i] / OS_PAGE;
@@ -247,14 +252,23 @@ Test(purge, a_new_heap_takes_over_an_orphans_segment_and_fills_its_free_space) {
   expect_no_event();
 }
 
+/* Under the orphan policy, a heap that maps a segment of its own while no
+ * orphan exists (its 256-byte block *own), and the heap that will end as
+ * an orphan beside it. */
+static islet_interp_t *heap_with_own_segment(void **own, islet_interp_t **to_end) {
+  capture_config((islet_config_t){.teardown = ISLET_TEARDOWN_ORPHAN, .reclaim_inline = 1});
+  islet_interp_t *b = islet_interp_new(rt);
+  *own = islet_malloc(b, 256);
+  *to_end = islet_interp_new(rt);
+  return b;
+}
+
 /* A heap with free pages of its own still fills an orphan's holes of a
  * class before it starts a page of that class: the holes' OS pages are
  * resident for the orphan's blocks anyway. */
 Test(purge, a_class_fills_an_orphans_holes_before_a_fresh_page_of_its_own) {
-  capture_config((islet_config_t){.teardown = ISLET_TEARDOWN_ORPHAN, .reclaim_inline = 1});
-  islet_interp_t *b = islet_interp_new(rt);
-  void *own = islet_malloc(b, 256); /* b maps a segment of its own: no orphan yet */
-  islet_interp_t *a = islet_interp_new(rt);
+  void *own;
+  islet_interp_t *a, *b = heap_with_own_segment(&own, &a);
   peak_then_free(a);
   cr_assert_neq(seg_of(blocks[0]), seg_of(own));
   islet_interp_destroy(a, NULL);
@@ -262,8 +276,7 @@ Test(purge, a_class_fills_an_orphans_holes_before_a_fresh_page_of_its_own) {
   cr_assert_eq(seg_of(p), seg_of(blocks[0]), "the block fills the orphan's segment");
   bool in_kept_page = false;
   for (size_t i = 0; i < NBLOCKS; i += KEEP_EVERY)
-    in_kept_page |=
-        is_kept(i) && ((uintptr_t)p & ~(PAGE - 1)) == ((uintptr_t)blocks[i] & ~(PAGE - 1));
+    in_kept_page |= is_kept(i) && page_base(p) == page_base(blocks[i]);
   cr_assert(in_kept_page, "in a page that holds the orphan's blocks");
   cr_assert_eq(islet_owner(blocks[0]), b);
   islet_free(b, own);
@@ -276,15 +289,12 @@ Test(purge, a_class_fills_an_orphans_holes_before_a_fresh_page_of_its_own) {
  * it full, and an orphan allocates no more: its listed page of a class may
  * be full, and a heap out of that class takes no such segment over. */
 Test(purge, a_class_takes_no_orphan_segment_whose_listed_page_is_full) {
-  capture_config((islet_config_t){.teardown = ISLET_TEARDOWN_ORPHAN, .reclaim_inline = 1});
-  islet_interp_t *b = islet_interp_new(rt);
-  void *own = islet_malloc(b, 256); /* b maps a segment of its own: no orphan yet */
-  islet_interp_t *a = islet_interp_new(rt);
+  void *own;
+  islet_interp_t *a, *b = heap_with_own_segment(&own, &a);
   void *first = islet_malloc(a, 128);
   size_t per_page = 1;
-  void *p;
-  while (((uintptr_t)(p = islet_malloc(a, 128)) & ~(PAGE - 1)) == ((uintptr_t)first & ~(PAGE - 1)))
-    per_page++; /* the first page is full now, and p starts the second */
+  while (page_base(islet_malloc(a, 128)) == page_base(first))
+    per_page++; /* the first page is full now, and the last block starts the second */
   for (size_t i = 1; i < per_page; i++) islet_malloc(a, 128); /* the second fills, still listed */
   cr_assert_eq(live_blocks(a), 2 * per_page);
   islet_interp_destroy(a, NULL);
