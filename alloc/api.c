@@ -12,30 +12,40 @@
 
 static NOINLINE bool over_limit(islet_interp_t *in, size_t bs) {
   islet_collect(in); /* blocks freed by others may bring us under */
-  if (in->bytes + bs <= in->limit) return false;
+  if (heap_bytes(in) + bs <= in->limit) return false;
   in->limit_hits++;
   islet_set_error(ISLET_ELIMIT);
   return true;
 }
 
+void islet_books_settle(islet_interp_t *in) {
+  size_t bytes = heap_bytes(in), blocks = heap_blocks(in);
+  if (bytes > in->bytes_peak) in->bytes_peak = bytes;
+  if (blocks > in->blocks_peak) in->blocks_peak = blocks;
+  in->bytes_mark = in->limit < in->bytes_peak ? in->limit : in->bytes_peak;
+  in->room = (ptrdiff_t)(in->bytes_mark - bytes); /* negative above the limit */
+  in->blocks_mark = in->blocks_peak;
+  in->blocks_room = (ptrdiff_t)(in->blocks_peak - blocks);
+}
+
 /* A new peak, or a tick (purge.c); p is the block just allocated, for the
- * tail call. */
-static NOINLINE void *account_slow(islet_interp_t *in, void *p) {
-  note_peaks(in);
-  if (!in->tick_left) islet_purge_tick(in);
+ * tail call; uncounted: 1 when the allocation count has yet to count it. */
+static NOINLINE void *account_slow(islet_interp_t *in, void *p, size_t uncounted) {
+  islet_books_settle(in);
+  if (!(in->tick_left -= uncounted)) islet_purge_tick(in);
   return p;
 }
 
-/* A new peak is rare once a heap has grown: a running maximum of a random
- * walk moves about sqrt(n) times in n steps.  The allocation count counts
- * down to the next tick: its decrement is the count's own increment, one
- * more test joins the peak's, and a heap that churns from its free lists
- * (which takes no other slow path) still ticks. */
-static inline void *account_alloc(islet_interp_t *in, size_t bs, void *p) {
-  size_t bytes = in->bytes += bs, blocks = ++in->blocks;
-  if (UNLIKELY(--in->tick_left == 0) ||
-      UNLIKELY((bytes > in->bytes_peak) | (blocks > in->blocks_peak)))
-    return account_slow(in, p);
+/* A block joined the books, its bytes already taken off room (where the
+ * fast path tested it).  A new peak is rare once a heap has grown: a
+ * running maximum of a random walk moves about sqrt(n) times in n steps.
+ * The allocation count counts down to the next tick: its decrement is the
+ * count's own increment, and a heap that churns from its free lists (which
+ * takes no other slow path) still ticks.  Each test is on its own
+ * decrement's flags. */
+static inline void *account_alloc(islet_interp_t *in, void *p) {
+  if (UNLIKELY(--in->blocks_room < 0) | UNLIKELY(in->room < 0)) return account_slow(in, p, 1);
+  if (UNLIKELY(--in->tick_left == 0)) return account_slow(in, p, 0);
   return p;
 }
 
@@ -56,43 +66,38 @@ static void *large_alloc(islet_interp_t *in, size_t size, size_t align) {
   /* large blocks freed by others come back here, or nothing would ever
    * bring them back to an interpreter that only allocates large blocks */
   if (atomic_load_explicit(&in->any_pending, memory_order_relaxed)) islet_collect(in);
-  if (UNLIKELY(usable > in->limit || in->bytes + usable > in->limit) && over_limit(in, usable))
+  if (UNLIKELY(usable > in->limit || heap_bytes(in) + usable > in->limit) && over_limit(in, usable))
     return NULL;
   large_t *lg = islet_large_alloc(in, size, align);
   if (!lg) return NULL;
   char *p = large_block(lg);
   vg_alloc(p, size, 0);
   guard_room(p, size, lg->size);
-  return account_alloc(in, lg->size, p);
+  in->room -= (ptrdiff_t)lg->size;
+  return account_alloc(in, p);
 }
 
 /* The redzone on the fast path, which Valgrind never takes (in->redzone is
  * the same under ASan, 0 otherwise). */
 #define FAST_REDZONE (ISLET_ASAN ? ISLET_SAN_REDZONE : 0)
 
-/* A block of class cls from the current page's free list, under the limit;
- * NULL when the list is empty or the limit is in the way. */
-static inline void *small_take(islet_interp_t *in, unsigned cls, size_t bs, bool vg) {
-  if (UNLIKELY(in->bytes + bs > in->limit)) return NULL;
-  return page_pop(in->cur[cls], vg);
-}
-
-static inline void *small_done(islet_interp_t *in, void *p, size_t bs, size_t size) {
+static inline void *small_done(islet_interp_t *in, void *p, size_t size) {
   san_unpoison(p, size);
-  return account_alloc(in, bs, p);
+  return account_alloc(in, p);
 }
 
 /* The class's current page had no block for us, or the limit is in the
  * way: the fast path comes here with the class it found. */
 static NOINLINE void *small_alloc_slow(islet_interp_t *in, unsigned cls, size_t size) {
   size_t bs = islet_class_sizes[cls];
-  if (in->bytes + bs > in->limit && over_limit(in, bs)) return NULL;
+  if (heap_bytes(in) + bs > in->limit && over_limit(in, bs)) return NULL;
   void *p = islet_class_refill(in, cls);
   if (!p) {
     islet_set_error(ISLET_ENOMEM);
     return NULL;
   }
-  return small_done(in, p, bs, size);
+  in->room -= (ptrdiff_t)bs;
+  return small_done(in, p, size);
 }
 
 /* Every small allocation but the fast path's, which Valgrind never takes.
@@ -101,8 +106,9 @@ static NOINLINE void *small_alloc_slow(islet_interp_t *in, unsigned cls, size_t 
  * have to keep size for it.) */
 static inline void *small_alloc(islet_interp_t *in, unsigned cls, size_t size) {
   size_t bs = islet_class_sizes[cls];
-  void *p = small_take(in, cls, bs, true);
-  p = p ? small_done(in, p, bs, size) : small_alloc_slow(in, cls, size);
+  void *p = in->room >= (ptrdiff_t)bs ? page_pop(in->cur[cls], true) : NULL;
+  if (p) in->room -= (ptrdiff_t)bs;
+  p = p ? small_done(in, p, size) : small_alloc_slow(in, cls, size);
   if (p) vg_alloc(p, size, 0);
   return p;
 }
@@ -116,17 +122,20 @@ static NOINLINE void *malloc_slow(islet_interp_t *in, size_t size) {
 }
 
 /* The fast path, a leaf: 1 to 1,024 bytes from the current page's free
- * list.  Anything else (zero, larger sizes, an empty list, the limit, any
- * size under Valgrind, see fast_max) is one tail call away.  The class's
+ * list.  Anything else (zero, larger sizes, an empty list, the limit or a
+ * new peak of bytes, any size under Valgrind, see fast_max) is one tail
+ * call away.  The class's
  * empty page has bsize 0 and no blocks: its pop fails. */
 void *islet_malloc(islet_interp_t *in, size_t size) {
   if (LIKELY(size - 1 < in->fast_max)) {
     unsigned cls = islet_small_classes[(size + FAST_REDZONE + 15) >> 4];
     page_t *pg = in->cur[cls];
-    size_t bs = pg->bsize;
+    ptrdiff_t room = in->room - (ptrdiff_t)pg->bsize;
     void *p;
-    if (LIKELY(in->bytes + bs <= in->limit) && LIKELY(p = page_pop(pg, false)))
-      return small_done(in, p, bs, size);
+    if (LIKELY(room >= 0) && LIKELY(p = page_pop(pg, false))) {
+      in->room = room;
+      return small_done(in, p, size);
+    }
     return small_alloc_slow(in, cls, size);
   }
   return malloc_slow(in, size);

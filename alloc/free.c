@@ -40,11 +40,9 @@ static inline __attribute__((always_inline)) void block_freed(islet_interp_t *in
   san_poison(p, pg->bsize);
   atomic_store_explicit(lw, bits & ~m, memory_order_relaxed);
   page_push(pg, (unsigned)idx, p, vg);
-  in->bytes -= pg->bsize;
-  in->blocks--;
-  bool was_full = pg->state == PG_FULL;
-  if (UNLIKELY(was_full | (--pg->used == 0)))
-    islet_page_after_free(in, pg, was_full);
+  books_out(in, pg->bsize, 1);
+  if (UNLIKELY(--pg->used == 0) || UNLIKELY(pg->state == PG_FULL))
+    islet_page_after_free(in, pg, pg->state == PG_FULL);
   else
     in->cur[pg->cls] = pg; /* reuse what was just freed: it is in cache */
 }
@@ -101,6 +99,8 @@ static void free_live(islet_interp_t *caller, void *p, const ptr_class_t *c) {
     islet_large_free(caller, (large_t *)c->h);
   } else if (owner == caller) {
     free_small_local(caller, (segment_t *)c->h, c->pg, c->idx, p, caller);
+    if (atomic_load_explicit(&c->h->fast_owner, memory_order_relaxed) == fast_owner_flagged(caller))
+      islet_collect(caller); /* the next free into the segment is a fast one */
   } else {
     cross_free(caller, p, c->owner_id);
     islet_remote_free_small(caller, (segment_t *)c->h, c->pg, c->idx);
@@ -125,16 +125,17 @@ static NOINLINE void free_slow(islet_interp_t *caller, void *p) {
   islet_free_classified(caller, p, &c);
 }
 
-/* The fast path: a live block of in's own small pages with no remote free
- * pending on it (its page's list changes out of line when the page was full
- * or empties).  False for everything else (and for every free under
- * Valgrind, see fast_owner), which changes nothing. */
+/* The fast path: a live block of in's own small pages, in a segment with no
+ * remote free pending (its fast owner is flagged then: handoff.c), so that
+ * the remote bits need no look (its page's list changes out of line when
+ * the page was full or empties).  False for everything else (and for every
+ * free under Valgrind, see fast_owner), which changes nothing. */
 static inline __attribute__((always_inline)) bool free_fast(islet_interp_t *in, void *p) {
   /* seg comes from p, not from the map: the loads below need not wait for
    * the map's, only the branch on it (a large block's header is its
-   * granule's base too, with no fast owner; no segment starts at 0) */
+   * granule's base too, with no fast owner) */
   segment_t *seg = seg_of(p);
-  if (LIKELY(map_word((uintptr_t)p) == (uintptr_t)seg && seg &&
+  if (LIKELY(map_at_base((uintptr_t)p) &&
              atomic_load_explicit(&seg->h.fast_owner, memory_order_relaxed) == in)) {
     page_t *pg = page_of(p);
     long idx = page_slot(pg, p);
@@ -142,8 +143,7 @@ static inline __attribute__((always_inline)) bool free_fast(islet_interp_t *in, 
       _Atomic uint64_t *lw = block_live_word(p, idx);
       uint64_t m = (uint64_t)1 << (idx & 63);
       uint64_t bits = atomic_load_explicit(lw, memory_order_relaxed);
-      uint64_t pending = atomic_load_explicit(&seg->pending, memory_order_relaxed);
-      if (LIKELY((bits & m) && !(pending & (uint64_t)1 << page_index(p)))) {
+      if (LIKELY(bits & m)) {
         block_freed(in, pg, idx, lw, bits, m, p, false);
         return true;
       }

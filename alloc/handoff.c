@@ -6,8 +6,10 @@
  * free state, and the ordering that makes that safe holds only as a whole.
  * A small block: the freeing thread sets its bit in the page's remote
  * bitmap with one atomic OR (which also catches a second free), then flags
- * the page in its segment and the segment's owner, each only when not
- * flagged already, so those stores are paid once per batch.  A large
+ * the page in its segment, the segment's fast owner (the owner's frees
+ * into a flagged segment take the slow path, which looks at the remote bits
+ * and collects) and the owner, each only when not flagged already, so those
+ * stores are paid once per batch.  A large
  * block: the freer claims it with one exchange on its state, then pushes
  * its header (never the user's memory) on the owner's stack.  The owner
  * clears the flags and swaps the words and the stack out when it needs
@@ -19,13 +21,15 @@
  *   page remote[] words  freer: fetch_or (set)      owner: load, exchange    seq_cst
  *                                                   free.c, classify: test   relaxed
  *   segment pending      freer: load, fetch_or      owner: load, exchange    seq_cst
- *                                                   free fast path: test     relaxed
+ *                                                   free.c: test             relaxed
  *   interp any_pending   freer: load, fetch_or      owner: load, store(0)    seq_cst
  *   interp remote_large  freer: CAS push            owner: exchange(NULL)    seq_cst
  *   large state          any freer: exchange        classify: load           seq_cst, relaxed
  *   page live[] words    owner (orphan: locked)     freer, classify: load    relaxed (1)
  *   seghdr owner, _id    orphan take-over (locked)  any thread               rel/acq (2)
  *   seghdr fast_owner    segment.c, orphan.c        free fast path           relaxed (2)
+ *                        freer: load, CAS to flagged                         seq_cst (4)
+ *                        owner: load, store unflagged                        seq_cst (4)
  *   seghdr orphaned      orphan adopt, take-over    free.c: load             rel/acq (3)
  *   seghdr rt            the region's making        any thread               never changes
  *   owner map words      map.c: store               every lookup             rel/acq
@@ -48,6 +52,12 @@
  *     between its check of the flag and its last store may write into an
  *     orphan that a take-over has ended, and lose its bit to a purge of the
  *     orphan's remote rows.
+ * (4) The owner unflags a segment before it swaps its pending word, and a
+ *     freer flags it after setting that word, so a flag that a collect
+ *     clears is set again, or its freer's bit is in the swap; a flag left
+ *     over costs the owner one slow free.  A freer whose block is collected
+ *     may flag late, hence the CAS from the owner it read: never over a
+ *     new owner, nor over NO_FAST_OWNER.
  */
 #include "internal.h"
 
@@ -70,6 +80,9 @@ void islet_remote_free_small(islet_interp_t *caller, segment_t *seg, page_t *pg,
     return;
   }
   islet_flag_pending(&seg->pending, (uint64_t)1 << seg_page_index(seg, pg));
+  islet_interp_t *fast = owner; /* not when flagged already, nor under Valgrind */
+  if (atomic_load(&seg->h.fast_owner) == owner)
+    atomic_compare_exchange_strong(&seg->h.fast_owner, &fast, fast_owner_flagged(owner));
   islet_flag_pending(&owner->any_pending, 1);
 }
 
@@ -119,8 +132,7 @@ static void collect_page(islet_interp_t *in, page_t *pg) {
     n += (size_t)__builtin_popcountll(r); /* on the free list at its next refill */
   }
   pg->used = (uint16_t)(pg->used - n);
-  in->bytes -= n * pg->bsize;
-  in->blocks -= n;
+  books_out(in, n * pg->bsize, n);
   in->remote_processed += n;
   if (n) islet_page_after_free(in, pg, was_full);
 }
@@ -130,6 +142,8 @@ void islet_collect(islet_interp_t *in) {
   atomic_store(&in->any_pending, 0);
   for (seghdr_t *h = in->segs.next; h != &in->segs; h = h->next) {
     segment_t *seg = (segment_t *)h;
+    if (atomic_load(&seg->h.fast_owner) == fast_owner_flagged(in)) /* before the swap: above */
+      atomic_store(&seg->h.fast_owner, in);
     if (!atomic_load(&seg->pending)) continue;
     for (uint64_t pend = atomic_exchange(&seg->pending, 0); pend; pend &= pend - 1)
       collect_page(in, &seg->pages[__builtin_ctzll(pend)]);

@@ -86,6 +86,12 @@ typedef struct seghdr {
 
 /* matches no caller, not even islet_free(NULL, p), which is islet_free_any */
 #define NO_FAST_OWNER ((islet_interp_t *)~(uintptr_t)0)
+/* fast_owner while blocks of the segment have remote frees pending: the
+ * owner's frees into it take the slow path, which looks at the remote bits
+ * and collects them (handoff.c). */
+static inline islet_interp_t *fast_owner_flagged(islet_interp_t *in) {
+  return (islet_interp_t *)((uintptr_t)in | 1);
+}
 #define USABLE_PAGES (~(uint64_t)0 << META_PAGES) /* a segment's free_pages when empty */
 
 typedef struct segment {
@@ -134,14 +140,15 @@ _Static_assert(ISLET_MAX_ALIGN < SEG_SIZE, "a large block must start in its firs
 struct islet_interp {
   /* hot, owner only */
   page_t *cur[ISLET_SIZE_CLASSES]; /* the page each class allocates from (small.c) */
-  size_t bytes, limit, blocks;     /* limit: SIZE_MAX when none (apart from blocks: gcc would
-                                      pair bytes and blocks in SSE registers) */
+  ptrdiff_t room;                  /* the books (books_in, below) */
+  size_t fast_max;       /* sizes 1..fast_max take the malloc fast path (none under Valgrind) */
+  ptrdiff_t blocks_room; /* not beside room: gcc would add the pair in SSE registers */
+  size_t tick_left;      /* allocations until the next tick (purge.c) */
   size_t redzone;
-  size_t fast_max;  /* sizes 1..fast_max take the malloc fast path (none under Valgrind) */
-  size_t tick_left; /* allocations until the next tick (purge.c) */
   _Atomic uint64_t any_pending; /* some segment or large block has remote frees */
   /* cold */
-  size_t bytes_peak, blocks_peak, limit_hits;
+  size_t limit; /* SIZE_MAX when none */
+  size_t bytes_mark, blocks_mark, bytes_peak, blocks_peak, limit_hits;
   size_t allocs; /* made before the last tick (islet_allocs) */
   size_t remote_processed, remote_sent, bad_frees;
   size_t nsegs, npages, nlarge, mapped;
@@ -212,11 +219,30 @@ void islet_run_interp_hooks(islet_interp_t *in, bool create);
 void islet_runtime_end_hooks(islet_runtime_t *rt);
 islet_interp_t *islet_interp_create(islet_runtime_t *rt); /* not listed, no hooks */
 
-/* The peaks, after in's bytes or blocks grew outside the malloc fast
- * path's own test (api.c). */
-static inline void note_peaks(islet_interp_t *in) {
-  if (in->bytes > in->bytes_peak) in->bytes_peak = in->bytes;
-  if (in->blocks > in->blocks_peak) in->blocks_peak = in->blocks;
+/* The books: a heap's bytes and blocks in use are kept as what may still
+ * be allocated before something must happen, so that malloc's fast path
+ * tests one counter for the limit and the bytes' peak and one for the
+ * blocks' peak.  bytes = bytes_mark - room, where the mark is the limit or
+ * the peak, whichever is lower; blocks = blocks_mark - blocks_room, the mark
+ * being the peak.  A counter that goes negative says a peak moved or the
+ * limit is near: islet_books_settle (api.c) notes the peaks and moves the
+ * marks.  Owner only (or orphan_lock, for an orphan). */
+void islet_books_settle(islet_interp_t *in);
+static inline size_t heap_bytes(const islet_interp_t *in) {
+  return in->bytes_mark - (size_t)in->room;
+}
+static inline size_t heap_blocks(const islet_interp_t *in) {
+  return in->blocks_mark - (size_t)in->blocks_room;
+}
+/* bytes (negative: they left) in blocks joined the books. */
+static inline void books_in(islet_interp_t *in, ptrdiff_t bytes, ptrdiff_t blocks) {
+  in->room -= bytes;
+  in->blocks_room -= blocks;
+  if (UNLIKELY((in->room < 0) | (in->blocks_room < 0))) islet_books_settle(in);
+}
+static inline void books_out(islet_interp_t *in, size_t bytes, size_t blocks) {
+  in->room += (ptrdiff_t)bytes;
+  in->blocks_room += (ptrdiff_t)blocks;
 }
 
 /* purge.c: free memory of a heap goes back to the kernel.  A live heap
@@ -293,10 +319,22 @@ extern _Atomic(map_leaf_t *) islet_map_root[1u << MAP_ROOT_BITS];
 bool islet_map_set(const void *base, size_t size, uintptr_t word);
 void islet_map_tomb(const void *base, size_t size, unsigned id, unsigned tomb);
 
+/* Bit g: granule g's word is its own base, a region's header (a small
+ * segment's or a large block's).  The free fast path's one load: a flat
+ * bitmap of 2^26 bits, 8 MiB of address space of which only the pages
+ * covering islet's granules are ever written (one 4 KiB page covers 128
+ * GiB).  Written with the map, after a header's word and before any other. */
+#define MAP_GRANULES ((size_t)1 << (MAP_ADDR_BITS - SEG_SHIFT))
+extern _Atomic uint64_t islet_map_bases[MAP_GRANULES / 64];
+static inline bool map_at_base(uintptr_t a) {
+  uintptr_t g = a >> SEG_SHIFT;
+  if (UNLIKELY(g >= MAP_GRANULES)) return false;
+  return atomic_load_explicit(&islet_map_bases[g >> 6], memory_order_acquire) >> (g & 63) & 1;
+}
+
 /* The word of a's granule, for any a below 2^64: an address past 2^48
- * reads some other granule's word (the free fast path compares it with the
- * granule's base, which no header past 2^48 has).  An empty root slot
- * holds a leaf of zeros, so the lookup never tests for one. */
+ * reads some other granule's word.  An empty root slot holds a leaf of
+ * zeros, so the lookup never tests for one. */
 static inline uintptr_t map_word(uintptr_t a) {
   map_leaf_t *leaf = atomic_load_explicit(
       &islet_map_root[(a >> (SEG_SHIFT + MAP_LEAF_BITS)) & ((1u << MAP_ROOT_BITS) - 1)],

@@ -70,6 +70,7 @@ unsigned islet_interp_id(const islet_interp_t *in) {
 
 void islet_interp_set_limit(islet_interp_t *in, size_t bytes) {
   in->limit = bytes ? bytes : SIZE_MAX;
+  islet_books_settle(in);
 }
 
 int islet_interp_set_teardown(islet_interp_t *in, islet_teardown_t t) {
@@ -171,7 +172,7 @@ void islet_interp_destroy(islet_interp_t *in, islet_leak_report_t *report) {
   islet_collect(in); /* blocks freed by others are not leaks */
   *r = (islet_leak_report_t){.id = in->id, .segments = in->nsegs, .mapped = in->mapped};
   /* an orphan's blocks another heap inherited may be shared: they stay valid */
-  bool orphan = (in->teardown == ISLET_TEARDOWN_ORPHAN || in->inherited) && in->blocks;
+  bool orphan = (in->teardown == ISLET_TEARDOWN_ORPHAN || in->inherited) && heap_blocks(in);
   leak_report(in, r, !orphan);
   pthread_mutex_lock(&rt->lock);
   interps_del(in);

@@ -67,8 +67,7 @@ static size_t resized(const large_t *lg, size_t size, size_t *mapped) {
 }
 
 static void account_resize(islet_interp_t *in, large_t *lg, size_t usable, size_t mapped) {
-  in->bytes += usable - lg->size;
-  note_peaks(in);
+  books_in(in, (ptrdiff_t)usable - (ptrdiff_t)lg->size, 0);
   in->mapped += mapped - lg->mapped;
   lg->size = usable;
   lg->mapped = mapped;
@@ -80,7 +79,7 @@ static void account_resize(islet_interp_t *in, large_t *lg, size_t usable, size_
  * there is room after a large block to grow into. */
 bool islet_large_grow(islet_interp_t *in, large_t *lg, size_t size) {
   size_t mapped, usable = resized(lg, size, &mapped), old = lg->mapped;
-  if (!usable || mapped <= old || in->bytes + (mapped - old) > in->limit) return false;
+  if (!usable || mapped <= old || heap_bytes(in) + (mapped - old) > in->limit) return false;
   if (lg->in_segment) { /* its granule is mapped whole, and the map names it */
     if (mapped > SEG_SIZE) return false;
     account_resize(in, lg, usable, mapped);
@@ -118,7 +117,7 @@ void islet_large_shrink(islet_interp_t *in, large_t *lg, size_t size) {
 large_t *islet_large_move(islet_interp_t *in, large_t *lg, size_t size) {
   size_t mapped, usable = resized(lg, size, &mapped), old = lg->mapped;
   if (!islet_backend_moves || lg->in_segment || !usable ||
-      in->bytes - lg->size + usable > in->limit)
+      heap_bytes(in) - lg->size + usable > in->limit)
     return NULL;
   large_t *to = islet_backend_map(in->arena, mapped);
   if (!to) return NULL;
@@ -146,8 +145,7 @@ large_t *islet_large_move(islet_interp_t *in, large_t *lg, size_t size) {
  * free, not a foreign pointer, until a new region reuses the range: only
  * islet can (the system backend holds it, and only islet calls jemalloc). */
 void islet_large_drop(islet_interp_t *in, large_t *lg) {
-  in->bytes -= lg->size;
-  in->blocks--;
+  books_out(in, lg->size, 1);
   list_del(&lg->h);
   in->nlarge--;
   in->mapped -= lg->mapped;

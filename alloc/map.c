@@ -9,7 +9,9 @@
  * region that is gone leaves a tombstone, so a late free of it is reported
  * for what it is (a double free, a destroyed owner's block).  Leaves
  * are created once, with a CAS, and never freed; entries are written by the
- * owning interpreter (release) and read by anyone (acquire).
+ * owning interpreter (release) and read by anyone (acquire).  Beside the
+ * tree, a flat bitmap says which granules start with a header: the free
+ * fast path's question, in one load (islet_map_bases, internal.h).
  */
 #include "internal.h"
 #include <sys/mman.h>
@@ -32,11 +34,22 @@ static map_leaf_t *leaf_for(uintptr_t a) {
   return leaf;
 }
 
+_Atomic uint64_t islet_map_bases[MAP_GRANULES / 64];
+
 static bool set_one(uintptr_t a, uintptr_t word) {
   map_leaf_t *leaf = a >> MAP_ADDR_BITS ? NULL : leaf_for(a);
   if (!leaf) return false;
-  atomic_store_explicit(&(*leaf)[(a >> SEG_SHIFT) & (MAP_LEAF_LEN - 1)], word,
-                        memory_order_release);
+  uintptr_t g = a >> SEG_SHIFT;
+  _Atomic uint64_t *bases = &islet_map_bases[g >> 6];
+  uint64_t bit = (uint64_t)1 << (g & 63);
+  if (word == a) { /* the header is there: its word first, then its bit */
+    atomic_store_explicit(&(*leaf)[g & (MAP_LEAF_LEN - 1)], word, memory_order_release);
+    atomic_fetch_or_explicit(bases, bit, memory_order_release);
+  } else { /* a header's bit goes before its word */
+    if (atomic_load_explicit(bases, memory_order_relaxed) & bit)
+      atomic_fetch_and_explicit(bases, ~bit, memory_order_release);
+    atomic_store_explicit(&(*leaf)[g & (MAP_LEAF_LEN - 1)], word, memory_order_release);
+  }
   return true;
 }
 

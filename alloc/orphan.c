@@ -45,7 +45,7 @@ static void release_empty_segments(islet_interp_t *o) {
 /* orphan_lock held.  Ends o when its last block is gone (true). */
 bool islet_orphan_tidy(islet_interp_t *o) {
   islet_collect(o);
-  if (!o->blocks) {
+  if (!heap_blocks(o)) {
     interps_del(o);
     islet_retire_heap(o, false);
     return true;
@@ -62,7 +62,7 @@ bool islet_orphan_tidy(islet_interp_t *o) {
  * a segment it emptied, and anything after a racing remote free, go
  * through the whole tidy. */
 void islet_orphan_freed(islet_interp_t *o, page_t *pg) {
-  if (pg && pg->used && o->blocks && !atomic_load(&o->any_pending))
+  if (pg && pg->used && heap_blocks(o) && !atomic_load(&o->any_pending))
     islet_purge_page(pg, true);
   else
     islet_orphan_tidy(o);
@@ -94,7 +94,6 @@ static void move_segment(islet_interp_t *o, islet_interp_t *in, segment_t *seg) 
   list_push(in->segs.prev, &seg->h);
   in->nsegs++;
   in->mapped += SEG_SIZE;
-  note_peaks(in);
   in->inherited = true;
 }
 
@@ -128,7 +127,7 @@ segment_t *islet_orphan_inherit(islet_interp_t *in, int cls) {
   }
   if (seg) {
     move_segment(o, in, seg);
-    if (!o->blocks) { /* all of it went: it ends */
+    if (!heap_blocks(o)) { /* all of it went: it ends */
       interps_del(o);
       islet_retire_heap(o, false);
     }

@@ -45,11 +45,9 @@ void islet_page_drop(islet_interp_t *in, page_t *pg) {
 void islet_page_move(islet_interp_t *from, islet_interp_t *to, page_t *pg) {
   if (pg->state == PG_AVAIL) class_remove(from, pg);
   from->npages--;
-  from->blocks -= pg->used;
-  from->bytes -= (size_t)pg->used * pg->bsize;
+  books_out(from, (size_t)pg->used * pg->bsize, pg->used);
   to->npages++;
-  to->blocks += pg->used;
-  to->bytes += (size_t)pg->used * pg->bsize;
+  books_in(to, (ptrdiff_t)pg->used * pg->bsize, pg->used);
   if (pg->state == PG_AVAIL) class_push(to, pg);
 }
 

@@ -9,9 +9,9 @@
 void islet_interp_stats(islet_interp_t *in, islet_stats_t *s) {
   *s = (islet_stats_t){
       .id = in->id,
-      .bytes = in->bytes,
+      .bytes = heap_bytes(in),
       .bytes_peak = in->bytes_peak,
-      .blocks = in->blocks,
+      .blocks = heap_blocks(in),
       .blocks_peak = in->blocks_peak,
       .allocs = islet_allocs(in),
       .segments = in->nsegs,

@@ -47,6 +47,22 @@ Test(cross, owner_reuses_blocks_it_took_back) {
   for (int i = 0; i < N; i++) islet_free(a, p[i]);
 }
 
+Test(cross, the_owners_next_free_into_the_segment_takes_back_what_others_freed_there) {
+  islet_interp_t *a = islet_interp_new(rt), *b = islet_interp_new(rt);
+  void *p = islet_malloc(a, 64), *q = islet_malloc(a, 64);
+  islet_free(b, p);
+  cr_assert_eq(stats(a).remote_pending, 1);
+  islet_free(a, q); /* the segment is flagged: a slow free, which collects */
+  islet_stats_t s = stats(a);
+  cr_assert_eq(s.remote_pending, 0);
+  cr_assert_eq(s.remote_processed, 1);
+  cr_assert_eq(s.blocks, 0);
+  void *r = islet_malloc(a, 64);
+  islet_free(a, r); /* and frees into it are fast again: nothing else to see */
+  cr_assert_eq(stats(a).blocks, 0);
+  expect_no_event();
+}
+
 Test(cross, free_any_hands_back_without_an_interpreter) {
   islet_interp_t *a = islet_interp_new(rt);
   void *p = islet_malloc(a, 64), *big = islet_malloc(a, 200000);
