@@ -136,7 +136,7 @@ void *islet_malloc(islet_interp_t *in, size_t size) {
       in->room = room;
       return small_done(in, p, size);
     }
-    return small_alloc_slow(in, cls, size);
+    return small_alloc_slow(in, pg->cls, size); /* not cls: one register less */
   }
   return malloc_slow(in, size);
 }

@@ -410,7 +410,7 @@ static inline unsigned seg_page_index(const segment_t *seg, const page_t *pg) {
   return (unsigned)(pg - seg->pages);
 }
 
-/* pg's bitmaps (pg is a page of a segment, not islet_empty_page): a row of
+/* pg's bitmaps (pg is a page of a segment, not an empty_page): a row of
  * a bitmap is 8 times a descriptor's size, so the row is the descriptor's
  * offset scaled, with no division. */
 static inline _Atomic uint64_t *page_bits(page_t *pg, size_t bitmap) {
@@ -446,7 +446,10 @@ static inline bool large_holds(const large_t *lg, const void *p) {
 }
 
 /* small.c */
-extern page_t islet_empty_page;
+extern page_t islet_empty_pages[ISLET_SIZE_CLASSES];
+static inline page_t *empty_page(unsigned cls) {
+  return &islet_empty_pages[cls];
+}
 
 /* A free block's link: the index of the next block of its page's free list.
  * A free block is poisoned for ASan and inaccessible to Valgrind; only these

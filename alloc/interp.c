@@ -38,7 +38,7 @@ islet_interp_t *islet_interp_create(islet_runtime_t *rt) {
     islet_set_error(ISLET_ENOMEM);
     return NULL;
   }
-  for (unsigned c = 0; c < ISLET_SIZE_CLASSES; c++) in->cur[c] = &islet_empty_page;
+  for (unsigned c = 0; c < ISLET_SIZE_CLASSES; c++) in->cur[c] = empty_page(c);
   in->limit = SIZE_MAX;
   in->redzone = ISLET_ASAN || vg_on() ? ISLET_SAN_REDZONE : 0;
   in->fast_max = vg_on() ? 0 : 1024 - in->redzone; /* Valgrind's client requests are slow-path */

@@ -9,9 +9,15 @@
 #include "internal.h"
 
 /* The current page of a class with no pages: it has no blocks and an empty
- * list, so the fast path falls through here without a NULL check.  Never
- * written. */
-page_t islet_empty_page = {.free = LIST_END};
+ * list, so the fast path falls through here without a NULL check, and it
+ * names its class, so the fast path need not keep the class for its slow
+ * path.  Never written. */
+#define EMPTY(c)                                                                                   \
+  { .free = LIST_END, .cls = (c) }
+#define EMPTY4(c) EMPTY(c), EMPTY(c + 1), EMPTY(c + 2), EMPTY(c + 3)
+#define EMPTY20(c) EMPTY4(c), EMPTY4(c + 4), EMPTY4(c + 8), EMPTY4(c + 12), EMPTY4(c + 16)
+page_t islet_empty_pages[ISLET_SIZE_CLASSES] = {EMPTY20(0), EMPTY20(20), EMPTY20(40)};
+_Static_assert(ISLET_SIZE_CLASSES == 60, "one empty page per class");
 
 /* in->pages[cls] lists the class's pages with a free block; in->cur[cls] is
  * the one allocation takes from: the page of the last local free, for the
@@ -24,7 +30,7 @@ static void class_remove(islet_interp_t *in, page_t *pg) {
   if (pg->next) pg->next->prev = pg->prev;
   pg->next = pg->prev = NULL;
   if (in->cur[pg->cls] == pg)
-    in->cur[pg->cls] = in->pages[pg->cls] ? in->pages[pg->cls] : &islet_empty_page;
+    in->cur[pg->cls] = in->pages[pg->cls] ? in->pages[pg->cls] : empty_page(pg->cls);
 }
 
 static void class_push(islet_interp_t *in, page_t *pg) {
@@ -33,7 +39,7 @@ static void class_push(islet_interp_t *in, page_t *pg) {
   pg->next = head;
   if (head) head->prev = pg;
   in->pages[pg->cls] = pg;
-  if (in->cur[pg->cls] == &islet_empty_page) in->cur[pg->cls] = pg;
+  if (in->cur[pg->cls] == empty_page(pg->cls)) in->cur[pg->cls] = pg;
 }
 
 void islet_page_drop(islet_interp_t *in, page_t *pg) {
@@ -150,9 +156,9 @@ static void list_corrupt(islet_interp_t *in, page_t *pg) {
 void *islet_class_refill(islet_interp_t *in, unsigned cls) {
   bool collected = false;
   do
-    for (page_t *pg; (pg = in->cur[cls]) != &islet_empty_page ||
-                     (!collected && atomic_load(&in->any_pending));) {
-      if (pg == &islet_empty_page) {
+    for (page_t *pg;
+         (pg = in->cur[cls]) != empty_page(cls) || (!collected && atomic_load(&in->any_pending));) {
+      if (pg == empty_page(cls)) {
         islet_collect(in);
         collected = true;
         continue;
