@@ -210,16 +210,15 @@ static void *resize_large(islet_interp_t *in, large_t *lg, void *p, size_t old, 
   return p;
 }
 
-void *islet_realloc(islet_interp_t *in, void *p, size_t size) {
-  if (!p) return islet_malloc(in, size);
+/* p's block (class c, not foreign) resized for size bytes. */
+static void *realloc_classified(islet_interp_t *in, void *p, size_t size, const ptr_class_t *c) {
   size += size == 0; /* as malloc: a live block always has a usable byte */
-  ptr_class_t c = classify(p);
-  size_t old = usable(p, &c);
+  size_t old = usable(p, c);
   if (!old) { /* not a live islet block: reported as its free would be, and kept */
-    islet_free_classified(in, p, &c);
+    islet_free_classified(in, p, c);
     return NULL;
   }
-  bool mine = c.h->owner == in;
+  bool mine = c->h->owner == in;
   if (size <= old && size >= old / 2 && mine) {
     san_unpoison(p, size);
     san_poison((char *)p + size, old - size);
@@ -227,12 +226,26 @@ void *islet_realloc(islet_interp_t *in, void *p, size_t size) {
     return p;
   }
   void *q = NULL;
-  if (mine && size > ISLET_SMALL_MAX && c.h->kind == KIND_LARGE)
-    q = resize_large(in, (large_t *)c.h, p, old, size);
+  if (mine && size > ISLET_SMALL_MAX && c->h->kind == KIND_LARGE)
+    q = resize_large(in, (large_t *)c->h, p, old, size);
   if (q) return q;
   q = islet_malloc(in, size);
   if (!q) return NULL;
   memcpy(q, p, size < old ? size : old);
-  islet_free_classified(in, p, &c);
+  islet_free_classified(in, p, c);
   return q;
+}
+
+void *islet_realloc(islet_interp_t *in, void *p, size_t size) {
+  if (!p) return islet_malloc(in, size);
+  ptr_class_t c = classify(p);
+  return realloc_classified(in, p, size, &c);
+}
+
+void *islet_realloc_or(islet_interp_t *in, void *p, size_t size,
+                       void *(*other)(void *ctx, void *p, size_t size), void *ctx) {
+  if (!p) return islet_malloc(in, size);
+  ptr_class_t c = classify(p);
+  if (c.state == P_FOREIGN) return other(ctx, p, size);
+  return realloc_classified(in, p, size, &c);
 }

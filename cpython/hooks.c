@@ -77,14 +77,20 @@ static void h_free(void *ctx, void *p) {
     free_routed(ctx, p);
 }
 
+/* The wrapped allocator's realloc, for memory islet did not make. */
+static void *prev_realloc(void *ctx, void *p, size_t n) {
+  const PyMemAllocatorEx *prev = ctx;
+  return prev->realloc(prev->ctx, p, n);
+}
+
 /* A block moves heaps only by copy: islet's into the caller's heap (a cross
- * free of the old one), the wrapped allocator's stays there. */
+ * free of the old one), the wrapped allocator's stays there.  With a heap,
+ * islet looks p up once. */
 static void *h_realloc(void *ctx, void *p, size_t n) {
   const PyMemAllocatorEx *prev = ctx;
-  if (p && !islet_contains(p)) return prev->realloc(prev->ctx, p, n);
   islet_interp_t *in = heap();
-  if (in) return islet_realloc(in, p, n);
-  if (!p) return prev->realloc(prev->ctx, NULL, n);
+  if (in) return islet_realloc_or(in, p, n, prev_realloc, ctx);
+  if (!p || !islet_contains(p)) return prev->realloc(prev->ctx, p, n);
   size_t old = islet_usable_size(p); /* no thread state: out of islet */
   void *q = old ? prev->malloc(prev->ctx, n) : NULL;
   if (q) {

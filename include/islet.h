@@ -256,6 +256,11 @@ ISLET_API int islet_try_free(islet_interp_t *in, void *p);
  * tail call), so the hook itself can end in one. */
 ISLET_API void islet_free_or(islet_interp_t *in, void *p, void (*other)(void *ctx, void *p),
                              void *ctx);
+/* islet_realloc for a wrapper's realloc hook: a p that is not islet's goes
+ * to other(ctx, p, size), the wrapped allocator's realloc, and stays its;
+ * one owner lookup where islet_contains and islet_realloc take two. */
+ISLET_API void *islet_realloc_or(islet_interp_t *in, void *p, size_t size,
+                                 void *(*other)(void *ctx, void *p, size_t size), void *ctx);
 ISLET_API islet_error_t islet_last_error(void);
 ISLET_API const char *islet_strerror(islet_error_t e);
 ISLET_API size_t islet_class_size(unsigned cls);

@@ -123,6 +123,39 @@ Test(owner, free_or_hands_only_foreign_memory_to_the_other_free) {
   cr_assert_eq(handed, 1);
 }
 
+/* islet_realloc_or: islet_realloc for islet's memory, the wrapped
+ * allocator's realloc (with its ctx) for the rest, from one lookup. */
+static void *other_realloc(void *ctx, void *p, size_t size) {
+  handed++;
+  handed_ctx = ctx;
+  handed_p = p;
+  return realloc(p, size);
+}
+
+Test(owner, realloc_or_hands_only_foreign_memory_to_the_other_realloc) {
+  islet_interp_t *in = islet_interp_new(rt);
+  int ctx;
+  char *heap = malloc(16);
+  strcpy(heap, "foreign");
+  char *moved = islet_realloc_or(in, heap, 4096, other_realloc, &ctx);
+  cr_assert(handed == 1 && handed_ctx == &ctx && handed_p == heap);
+  cr_assert_str_eq(moved, "foreign");
+  cr_assert_not(islet_contains(moved), "the wrapped allocator's memory stays its own");
+  free(moved);
+  char *p = islet_realloc_or(in, NULL, 100, other_realloc, &ctx);
+  strcpy(p, "islet");
+  char *q = islet_realloc_or(in, p, 3000, other_realloc, &ctx);
+  cr_assert_eq(islet_owner(q), in);
+  cr_assert_str_eq(q, "islet");
+  cr_assert_eq(handed, 1);
+  expect_no_event();
+  cr_assert_null(islet_realloc_or(in, p, 200, other_realloc, &ctx), "p was freed by the move");
+  expect_one_event(ISLET_EDOUBLE_FREE, p, islet_interp_id(in));
+  cr_assert_eq(handed, 1);
+  islet_free(in, q);
+  cr_assert_eq(live_blocks(in), 0);
+}
+
 /* Past a large block's end its last granule may hold anyone's memory: not
  * islet's while the block lives, nor under the tombstone it leaves when it
  * is freed or its interpreter is destroyed. */
