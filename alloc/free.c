@@ -1,8 +1,9 @@
 /* Free: islet_free, islet_try_free, islet_free_any.
  *
  * Why here: the own-interpreter small free is the fast path and should read
- * top to bottom: owner map, page, block index by multiplication, clear the
- * live bit, push the block, with no lock and no atomic read-modify-write.
+ * top to bottom: the bitmap of granule headers and the segment's fast owner,
+ * page, block index by multiplication, clear the live bit, push the block,
+ * with no lock and no atomic read-modify-write.
  * Everything else classifies the pointer once (classify.h) and acts on the
  * class: a live block of another interpreter goes back through the remote
  * hand-off (handoff.c) or, when its interpreter has ended, under the
@@ -100,7 +101,7 @@ static void free_live(islet_interp_t *caller, void *p, const ptr_class_t *c) {
   } else if (owner == caller) {
     free_small_local(caller, (segment_t *)c->h, c->pg, c->idx, p, caller);
     if (atomic_load_explicit(&c->h->fast_owner, memory_order_relaxed) == fast_owner_flagged(caller))
-      islet_collect(caller); /* the next free into the segment is a fast one */
+      islet_collect_segment(caller, (segment_t *)c->h); /* its next free is a fast one */
   } else {
     cross_free(caller, p, c->owner_id);
     islet_remote_free_small(caller, (segment_t *)c->h, c->pg, c->idx);

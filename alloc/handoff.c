@@ -13,7 +13,8 @@
  * block: the freer claims it with one exchange on its state, then pushes
  * its header (never the user's memory) on the owner's stack.  The owner
  * clears the flags and swaps the words and the stack out when it needs
- * memory (islet_collect).
+ * memory (islet_collect), and a flagged segment's when it frees into it
+ * (islet_collect_segment).
  *
  * The fields any thread but the owner touches (rel/acq: release/acquire):
  *
@@ -137,17 +138,19 @@ static void collect_page(islet_interp_t *in, page_t *pg) {
   if (n) islet_page_after_free(in, pg, was_full);
 }
 
+void islet_collect_segment(islet_interp_t *in, segment_t *seg) {
+  if (atomic_load(&seg->h.fast_owner) == fast_owner_flagged(in)) /* before the swap: above */
+    atomic_store(&seg->h.fast_owner, in);
+  if (!atomic_load(&seg->pending)) return;
+  for (uint64_t pend = atomic_exchange(&seg->pending, 0); pend; pend &= pend - 1)
+    collect_page(in, &seg->pages[__builtin_ctzll(pend)]);
+}
+
 void islet_collect(islet_interp_t *in) {
   if (!atomic_load(&in->any_pending)) return;
   atomic_store(&in->any_pending, 0);
-  for (seghdr_t *h = in->segs.next; h != &in->segs; h = h->next) {
-    segment_t *seg = (segment_t *)h;
-    if (atomic_load(&seg->h.fast_owner) == fast_owner_flagged(in)) /* before the swap: above */
-      atomic_store(&seg->h.fast_owner, in);
-    if (!atomic_load(&seg->pending)) continue;
-    for (uint64_t pend = atomic_exchange(&seg->pending, 0); pend; pend &= pend - 1)
-      collect_page(in, &seg->pages[__builtin_ctzll(pend)]);
-  }
+  for (seghdr_t *h = in->segs.next; h != &in->segs; h = h->next)
+    islet_collect_segment(in, (segment_t *)h);
   islet_large_collect(in);
 }
 

@@ -77,7 +77,8 @@ typedef struct seghdr {
   uint32_t kind;
   _Atomic uint32_t owner_id;
   islet_interp_t *_Atomic owner;
-  islet_interp_t *_Atomic fast_owner; /* owner of a small segment, for the free fast path;
+  islet_interp_t *_Atomic fast_owner; /* owner of a small segment, for the free fast path,
+                                         flagged while remote frees are pending (below);
                                          NO_FAST_OWNER for large blocks and under Valgrind */
   struct seghdr *next, *prev;         /* the owner's list of segments or large blocks */
   islet_runtime_t *rt;                /* the owner's, for good */
@@ -96,7 +97,7 @@ static inline islet_interp_t *fast_owner_flagged(islet_interp_t *in) {
 
 typedef struct segment {
   seghdr_t h;
-  _Atomic uint64_t pending; /* bit i: page i has remote frees (read by the free fast path) */
+  _Atomic uint64_t pending; /* bit i: page i has remote frees (handoff.c) */
   uint64_t free_pages;      /* bit i: page i is free (owner only) */
   uint64_t purged;          /* bit i: free page i's memory went back (purge.c) */
   uint64_t idle;            /* bit i: free page i was free at the last purge pass */
@@ -544,6 +545,10 @@ void islet_large_drop(islet_interp_t *in, large_t *lg);
 /* handoff.c (and islet_large_free, islet_large_collect) */
 void islet_remote_free_small(islet_interp_t *caller, segment_t *seg, page_t *pg, long idx);
 void islet_collect(islet_interp_t *in);
+/* seg's only, whether or not any_pending says so: the owner's slow free
+ * into a flagged segment (a fork may have lost the any_pending of its
+ * flag, which would then stay). */
+void islet_collect_segment(islet_interp_t *in, segment_t *seg);
 size_t islet_remote_backlog(islet_interp_t *in);
 void islet_flag_pending(_Atomic uint64_t *word, uint64_t bit);
 
