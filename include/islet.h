@@ -7,9 +7,10 @@
  *
  * Threading contract
  *   - An interpreter allocates from one thread at a time (it is an own-GIL
- *     interpreter): islet_malloc/calloc/realloc/aligned_alloc/free on an
- *     interpreter, islet_interp_set_limit, islet_interp_stats and
- *     islet_interp_collect need the caller to hold that interpreter.
+ *     interpreter): islet_malloc/calloc/realloc/aligned_alloc/free (and
+ *     islet_try_free, islet_free_or, islet_realloc_or) on an interpreter,
+ *     islet_interp_set_limit, islet_interp_stats and islet_interp_collect
+ *     need the caller to hold that interpreter.
  *   - Any thread may free any islet pointer: islet_free(in, p) with the
  *     interpreter it holds, or islet_free_any(p) with none.  A block of
  *     interpreter A freed while holding B goes back to A through a lock-free
