@@ -100,6 +100,18 @@ static NOINLINE void *small_alloc_slow(islet_interp_t *in, unsigned cls, size_t 
   return small_done(in, p, size);
 }
 
+/* The fast path's room ran out: a new peak (the common case while a heap
+ * grows, each allocation then moving it) or the limit.  A peak costs the
+ * pop it would have had and the settling of the marks; anything else is
+ * small_alloc_slow's. */
+static NOINLINE void *past_mark(islet_interp_t *in, page_t *pg, size_t size) {
+  void *p;
+  if (heap_bytes(in) + pg->bsize > in->limit || !(p = page_pop(pg, false)))
+    return small_alloc_slow(in, pg->cls, size);
+  in->room -= (ptrdiff_t)pg->bsize;
+  return small_done(in, p, size);
+}
+
 /* Every small allocation but the fast path's, which Valgrind never takes.
  * Valgrind is told of the size asked for; the rest of the block stays
  * inaccessible to it.  (Here, not in small_alloc_slow: the fast path would
@@ -124,15 +136,16 @@ static NOINLINE void *malloc_slow(islet_interp_t *in, size_t size) {
 /* The fast path, a leaf: 1 to 1,024 bytes from the current page's free
  * list.  Anything else (zero, larger sizes, an empty list, the limit or a
  * new peak of bytes, any size under Valgrind, see fast_max) is one tail
- * call away.  The class's
- * empty page has bsize 0 and no blocks: its pop fails. */
+ * call away.  The class's empty page has bsize 0 and no blocks: its pop
+ * fails. */
 void *islet_malloc(islet_interp_t *in, size_t size) {
   if (LIKELY(size - 1 < in->fast_max)) {
     unsigned cls = islet_small_classes[(size + FAST_REDZONE + 15) >> 4];
     page_t *pg = in->cur[cls];
     ptrdiff_t room = in->room - (ptrdiff_t)pg->bsize;
     void *p;
-    if (LIKELY(room >= 0) && LIKELY(p = page_pop(pg, false))) {
+    if (UNLIKELY(room < 0)) return past_mark(in, pg, size);
+    if (LIKELY(p = page_pop(pg, false))) {
       in->room = room;
       return small_done(in, p, size);
     }
