@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # build-cpython.sh VERSION [--with-islet]: prints the prefix of a CPython
-# VERSION (3.12 or later, for its own-GIL sub-interpreters) built from
-# Debian's source package (tools/fetch-cpython.sh) into a cache outside the
-# repository: shared libpython, headers and python-VERSION-embed.pc under
-# PREFIX.  Built once (about 5 minutes on 2 cores); its log is PREFIX.log.
-# Exit 1, saying why, when it cannot be had.
+# VERSION built from Debian's source package (tools/fetch-cpython.sh) into a
+# cache outside the repository: shared libpython, headers and
+# python-VERSION-embed.pc under PREFIX.  Built once (about 5 minutes on 2
+# cores); its log is PREFIX.log.  Exit 1, saying why, when it cannot be had.
+# A plain build is for the own-GIL sub-interpreters of 3.12 or later (3.11
+# builds too, but Debian 12's own python3.11 serves the 3.11 suites).
 #
 # --with-islet: islet compiled in (README, "islet compiled into CPython"),
 # in a prefix of its own (cpython-VERSION-islet-install): the patches of
-# cpython/patches/VERSION applied to a copy of the source, configure
-# regenerated (autoconf), and this tree's islet built by Meson as a static
-# library that libpython takes in.  Built again when islet's sources or the
-# patches change (PREFIX/islet.stamp).
+# cpython/patches/VERSION (3.11 and 3.13) applied to a copy of the source,
+# configure regenerated (autoconf), and this tree's islet built by Meson as
+# a static library that libpython takes in.  Built again when islet's
+# sources or the patches change (PREFIX/islet.stamp).
 set -eu
 v=$1
 here=$(cd "$(dirname "$0")" && pwd)
