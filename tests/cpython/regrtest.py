@@ -19,9 +19,10 @@ timed out at 900 s), in both runs; in the sid root, test_ensurepip and
 test_venv (ensurepip is in python3.X-venv, which the root does not have), in
 both runs, and test_cext has no cases either (its setUpModule makes a venv).
 
-Debian's 3.11 testsuite leaves test_capi out (3.14's and 3.15's have it);
-when CPython's source can be had (FETCH is tools/fetch-cpython.sh), it comes
-from an overlay of the test package, in runs of its own.  Under the overlay
+Debian's 3.11 testsuite leaves test_capi out (3.14's and 3.15's have it),
+as 3.11.2's own install does; when CPython's source can be had (FETCH is
+tools/fetch-cpython.sh), it comes from an overlay of the test package, in
+runs of its own.  Under the overlay
 the standard library's root, to the tests (test.support.STDLIB_DIR), is the
 overlay, so the tests that live beside their modules (ctypes.test,
 lib2to3.tests) do not load.
@@ -30,11 +31,12 @@ lib2to3.tests) do not load.
 
 ISLET `builtin`: PYTHON has islet compiled in (tools/build-cpython.sh
 --with-islet), as its default allocator.  "Without islet" is then
-PYTHONMALLOC=pymalloc on the same build, and its own test package (with
-test_capi) is the one run.  No case may differ: the cases that inspect the
-allocator run it in subprocesses of their own (-I ignores PYTHONMALLOC), so
-they end alike in both runs, and each run's allocator is asked for by name
-instead, in the environment its workers inherit.
+PYTHONMALLOC=pymalloc on the same build, and its own test package is the
+one run (with test_capi from 3.12 on; 3.11's from the overlay).  No case
+may differ: the cases that inspect the allocator run it in subprocesses of
+their own (-I ignores PYTHONMALLOC), so they end alike in both runs, and
+each run's allocator is asked for by name instead, in the environment its
+workers inherit.
 
 --full runs the whole suite and prints the comparison without failing on
 differences (the command for the note on the integration).
@@ -58,7 +60,13 @@ EXPECTED = {
         ((3, 14), "PYTHONMALLOCSTATS=1: pymalloc's statistics at exit, which it prints only when"
                   " pymalloc is the allocator"),
 }
-ALLOCATOR = "import _testinternalcapi; print(_testinternalcapi.pymem_getallocatorsname())"
+ALLOCATOR = """
+try:
+    from _testinternalcapi import pymem_getallocatorsname
+except ImportError:  # 3.11's is _testcapi's
+    from _testcapi import pymem_getallocatorsname
+print(pymem_getallocatorsname())
+"""
 
 
 # Cases that pass or skip by regrtest's own doing, with or without islet: its
@@ -178,7 +186,8 @@ def main(argv):
     print(describe(python), flush=True)
     version = ask(python, "import sys; print('%d.%d' % sys.version_info[:2])")
     expect = {} if builtin else expected(tuple(int(x) for x in version.split(".")))
-    # Debian's testsuite holds test_capi on 3.14 and 3.15, not on 3.11
+    # Debian's testsuite holds test_capi on 3.14 and 3.15, not on 3.11; an
+    # install of CPython's source from 3.12 on
     has_capi = ask(python, "import importlib.util as u; print(u.find_spec('test.test_capi'))")
     has_capi = has_capi != "None"
     rest = argv[3:]
@@ -197,12 +206,11 @@ def main(argv):
         tests = subprocess.check_output([python, "-m", "test", "--list-tests"], env=env,
                                         text=True).split()
         tests += ["test_capi"] if source and "test_capi" not in tests else []
-    in_tree = has_capi or builtin  # a build of CPython's own source has test_capi
-    groups = [("", env, [t for t in tests if in_tree or t != "test_capi"])]
-    if "test_capi" in tests and not in_tree and source:
+    groups = [("", env, [t for t in tests if has_capi or t != "test_capi"])]
+    if "test_capi" in tests and not has_capi and source:
         groups.append(("-capi", dict(env, PYTHONPATH=overlay(python, source, work)), ["test_capi"]))
-    elif "test_capi" in tests and not in_tree:
-        print(f"SKIPPED (loudly): test_capi did not run: Debian's {version} testsuite leaves it"
+    elif "test_capi" in tests and not has_capi:
+        print(f"SKIPPED (loudly): test_capi did not run: {python}'s test package leaves it"
               " out and CPython's source could not be had (--fetch)", flush=True)
 
     plain, isl, lost, wrong = {}, {}, [], []
