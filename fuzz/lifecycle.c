@@ -386,6 +386,10 @@ static void step(uint8_t op, int s, uint16_t arg) {
         blocks[nblocks++] = b;
         break;
       }
+      /* an orphan's block moved into its own 4 MiB granule: s took the
+       * orphan's segment over on the way, and with it this block, which
+       * the move then freed (follow_inheritance never sees it) */
+      if (b.slot == ORPHAN && ((uintptr_t)p ^ (uintptr_t)b.p) >> 22 == 0) inherited[s] = true;
       b.p = p;
       for (size_t i = 0; i < b.size && i < size && i < 16; i++)
         if (p[i] != (unsigned char)(b.size & 0xff)) fail("realloc lost contents");
