@@ -86,6 +86,13 @@ static inline void *small_done(islet_interp_t *in, void *p, size_t size) {
   return account_alloc(in, p);
 }
 
+/* small_done for the paths that did not take the block's bytes off room
+ * (the fast path did, to test it). */
+static inline void *small_took(islet_interp_t *in, void *p, size_t bs, size_t size) {
+  in->room -= (ptrdiff_t)bs;
+  return small_done(in, p, size);
+}
+
 /* The class's current page had no block for us, or the limit is in the
  * way: the fast path comes here with the class it found. */
 static NOINLINE void *small_alloc_slow(islet_interp_t *in, unsigned cls, size_t size) {
@@ -96,8 +103,7 @@ static NOINLINE void *small_alloc_slow(islet_interp_t *in, unsigned cls, size_t 
     islet_set_error(ISLET_ENOMEM);
     return NULL;
   }
-  in->room -= (ptrdiff_t)bs;
-  return small_done(in, p, size);
+  return small_took(in, p, bs, size);
 }
 
 /* The fast path's room ran out: a new peak (the common case while a heap
@@ -108,8 +114,7 @@ static NOINLINE void *past_mark(islet_interp_t *in, page_t *pg, size_t size) {
   void *p;
   if (heap_bytes(in) + pg->bsize > in->limit || !(p = page_pop(pg, false)))
     return small_alloc_slow(in, pg->cls, size);
-  in->room -= (ptrdiff_t)pg->bsize;
-  return small_done(in, p, size);
+  return small_took(in, p, pg->bsize, size);
 }
 
 /* Every small allocation but the fast path's, which Valgrind never takes.
@@ -119,8 +124,7 @@ static NOINLINE void *past_mark(islet_interp_t *in, page_t *pg, size_t size) {
 static inline void *small_alloc(islet_interp_t *in, unsigned cls, size_t size) {
   size_t bs = islet_class_sizes[cls];
   void *p = in->room >= (ptrdiff_t)bs ? page_pop(in->cur[cls], true) : NULL;
-  if (p) in->room -= (ptrdiff_t)bs;
-  p = p ? small_done(in, p, size) : small_alloc_slow(in, cls, size);
+  p = p ? small_took(in, p, bs, size) : small_alloc_slow(in, cls, size);
   if (p) vg_alloc(p, size, 0);
   return p;
 }
