@@ -33,17 +33,20 @@ static inline bool freed_by_another(segment_t *seg, page_t *pg, unsigned w, uint
  * list, takes it off the books and makes its page the class's current one.
  * A page that was full goes back to its class's list, and one that empties
  * may go back to its segment: out of line, so a free into a full page (one
- * in 13 under churn) costs a call, not a second lookup. */
+ * in 13 under churn) costs a call, not a second lookup.  A full page's list
+ * is empty (only this push fills it, and the call below makes it available
+ * again), so the list head the push reads is the test; a listed page whose
+ * list ran empty takes the call too, which finds it was not full. */
 static inline __attribute__((always_inline)) void block_freed(islet_interp_t *in, page_t *pg,
                                                               long idx, _Atomic uint64_t *lw,
                                                               uint64_t bits, uint64_t m, void *p,
                                                               bool vg) {
   san_poison(p, pg->bsize);
-  atomic_store_explicit(lw, bits & ~m, memory_order_relaxed);
-  page_push(pg, (unsigned)idx, p, vg);
+  atomic_store_explicit(lw, bits ^ m, memory_order_relaxed); /* the bit is set: both callers ask */
+  bool list_was_empty = page_push(pg, (unsigned)idx, p, vg) == LIST_END;
   books_out(in, pg->bsize, 1);
-  if (UNLIKELY(--pg->used == 0) || UNLIKELY(pg->state == PG_FULL))
-    islet_page_after_free(in, pg, pg->state == PG_FULL);
+  if (UNLIKELY(--pg->used == 0) || UNLIKELY(list_was_empty))
+    islet_page_after_free(in, pg);
   else
     in->cur[pg->cls] = pg; /* reuse what was just freed: it is in cache */
 }

@@ -119,7 +119,6 @@ void islet_large_collect(islet_interp_t *in) {
 }
 
 static void collect_page(islet_interp_t *in, page_t *pg) {
-  bool was_full = pg->state == PG_FULL;
   size_t n = 0;
   for (unsigned w = 0; w < pg->nwords; w++) {
     if (!atomic_load(&page_remote(pg)[w])) continue; /* seq_cst, as the exchange: see above */
@@ -135,7 +134,7 @@ static void collect_page(islet_interp_t *in, page_t *pg) {
   pg->used = (uint16_t)(pg->used - n);
   books_out(in, n * pg->bsize, n);
   in->remote_processed += n;
-  if (n) islet_page_after_free(in, pg, was_full);
+  if (n) islet_page_after_free(in, pg);
 }
 
 void islet_collect_segment(islet_interp_t *in, segment_t *seg) {

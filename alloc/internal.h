@@ -57,7 +57,7 @@ enum { PG_FREE = 0, PG_AVAIL, PG_FULL };
  * write.  No field points at a block: a leak checker scanning islet's
  * metadata must not find leaked blocks reachable. */
 typedef struct __attribute__((aligned(64))) page {
-  uint32_t off;          /* of the page in its segment */
+  uint32_t off;          /* of the page's first block from this descriptor */
   uint32_t bsize, magic; /* magic = ceil(2^32 / bsize): exact division */
   uint16_t nblocks, used, nwords;
   uint16_t free;      /* the free list's first block, LIST_END when empty */
@@ -66,6 +66,7 @@ typedef struct __attribute__((aligned(64))) page {
   uint16_t os_purged; /* bit k: ... and went back to the kernel; no write since */
   uint8_t cls, state;
   struct page *next, *prev; /* the class's list of pages with free blocks */
+  _Atomic uint64_t *live;   /* page_live's row, kept for malloc's fast path */
 } page_t;
 
 /* The owner fields change only when a live heap inherits an orphan's
@@ -434,7 +435,7 @@ static inline _Atomic uint64_t *block_live_word(const void *p, long idx) {
 }
 
 static inline char *page_block(const page_t *pg, size_t i) {
-  return (char *)((uintptr_t)pg & ~(SEG_SIZE - 1)) + pg->off + i * pg->bsize;
+  return (char *)pg + pg->off + i * pg->bsize;
 }
 static inline char *large_block(const large_t *lg) {
   return (char *)lg + lg->off;
@@ -479,7 +480,7 @@ static inline void *page_pop(page_t *pg, bool vg) {
   unsigned i = pg->free;
   if (UNLIKELY(i >= pg->nblocks)) return NULL;
   char *p = page_block(pg, i); /* read before the live word's store, which may alias */
-  _Atomic uint64_t *lw = &page_live(pg)[i >> 6];
+  _Atomic uint64_t *lw = &pg->live[i >> 6];
   uint64_t m = (uint64_t)1 << (i & 63);
   uint64_t bits = atomic_load_explicit(lw, memory_order_relaxed);
   if (UNLIKELY(bits & m)) return NULL;
@@ -490,13 +491,15 @@ static inline void *page_pop(page_t *pg, bool vg) {
 }
 
 /* Block idx (p) got free: the next allocation from this page takes it (the
- * block just freed is the warmest). */
-static inline void page_push(page_t *pg, unsigned idx, void *p, bool vg) {
-  link_set(p, pg->free, vg);
+ * block just freed is the warmest).  The list's head before it. */
+static inline unsigned page_push(page_t *pg, unsigned idx, void *p, bool vg) {
+  unsigned head = pg->free;
+  link_set(p, head, vg);
   pg->free = (uint16_t)idx;
+  return head;
 }
 void *islet_class_refill(islet_interp_t *in, unsigned cls);
-void islet_page_after_free(islet_interp_t *in, page_t *pg, bool was_full);
+void islet_page_after_free(islet_interp_t *in, page_t *pg);
 void islet_page_drop(islet_interp_t *in, page_t *pg); /* an empty listed page leaves the heap */
 void islet_page_move(islet_interp_t *from, islet_interp_t *to, page_t *pg); /* a page in use */
 /* p's block index in pg when p is a multiple of the block size from the

@@ -92,7 +92,8 @@ static void bits_clear(_Atomic uint64_t *w) {
 static void page_init(segment_t *seg, page_t *pg, unsigned cls, bool reused) {
   uint32_t bs = islet_class_sizes[cls];
   unsigned n = (unsigned)(PAGE_SIZE / bs);
-  pg->off = (uint32_t)(seg_page_index(seg, pg) * PAGE_SIZE);
+  pg->off = (uint32_t)((char *)seg + seg_page_index(seg, pg) * PAGE_SIZE - (char *)pg);
+  pg->live = page_live(pg);
   pg->bsize = bs;
   pg->magic = (uint32_t)((((uint64_t)1 << 32) + bs - 1) / bs);
   pg->nblocks = (uint16_t)n;

@@ -57,10 +57,11 @@ void islet_page_move(islet_interp_t *from, islet_interp_t *to, page_t *pg) {
   if (pg->state == PG_AVAIL) class_push(to, pg);
 }
 
-/* A free made a full page available, or emptied a page: the last page of a
- * class stays, others go back to their segment. */
-void islet_page_after_free(islet_interp_t *in, page_t *pg, bool was_full) {
-  if (was_full) {
+/* A free made a full page available, emptied a page, or went into a page
+ * whose list was empty (free.c, block_freed): the last page of a class
+ * stays, others go back to their segment. */
+void islet_page_after_free(islet_interp_t *in, page_t *pg) {
+  if (pg->state == PG_FULL) {
     pg->state = PG_AVAIL;
     class_push(in, pg);
   }
