@@ -253,16 +253,32 @@ static void *realloc_classified(islet_interp_t *in, void *p, size_t size, const 
   return q;
 }
 
-void *islet_realloc(islet_interp_t *in, void *p, size_t size) {
+/* The common realloc, a live block of in's own small pages (own_live_small:
+ * no owner-map lookup), kept when size still fits its class by at least
+ * half, else moved and freed by the free fast path.  Not under ASan, whose
+ * redzones and poisoning realloc_classified keeps. */
+static void *realloc_own_small(islet_interp_t *in, void *p, size_t size, size_t old) {
+  size += size == 0;
+  if (size <= old && size >= old / 2) return p;
+  void *q = islet_malloc(in, size);
+  if (!q) return NULL;
+  memcpy(q, p, size < old ? size : old);
+  islet_free(in, p);
+  return q;
+}
+
+/* other: NULL for islet_realloc, which reports a foreign p as its free
+ * would. */
+void *islet_realloc_or(islet_interp_t *in, void *p, size_t size,
+                       void *(*other)(void *ctx, void *p, size_t size), void *ctx) {
+  own_block_t b;
   if (!p) return islet_malloc(in, size);
+  if (!ISLET_ASAN && own_live_small(in, p, &b)) return realloc_own_small(in, p, size, b.pg->bsize);
   ptr_class_t c = classify(p);
+  if (c.state == P_FOREIGN && other) return other(ctx, p, size);
   return realloc_classified(in, p, size, &c);
 }
 
-void *islet_realloc_or(islet_interp_t *in, void *p, size_t size,
-                       void *(*other)(void *ctx, void *p, size_t size), void *ctx) {
-  if (!p) return islet_malloc(in, size);
-  ptr_class_t c = classify(p);
-  if (c.state == P_FOREIGN) return other(ctx, p, size);
-  return realloc_classified(in, p, size, &c);
+void *islet_realloc(islet_interp_t *in, void *p, size_t size) {
+  return islet_realloc_or(in, p, size, NULL, NULL);
 }

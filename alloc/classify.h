@@ -67,6 +67,37 @@ static inline ptr_class_t small_class(segment_t *seg, const void *p) {
   return c;
 }
 
+/* The fast paths' question, asked without the owner map's lookup: is p a
+ * live block of in's own small pages, in a segment with no remote free
+ * pending (its fast owner is flagged then: handoff.c), so that the remote
+ * bits need no look?  Its page, index, live word and that word's value;
+ * false for everything else (and for every pointer under Valgrind, see
+ * fast_owner).  free's fast path and realloc's ask it. */
+typedef struct {
+  page_t *pg;
+  long idx;
+  _Atomic uint64_t *lw;
+  uint64_t bits, m;
+} own_block_t;
+
+static inline __attribute__((always_inline)) bool own_live_small(islet_interp_t *in, void *p,
+                                                                 own_block_t *b) {
+  /* seg comes from p, not from the map: the loads below need not wait for
+   * the map's, only the branch on it (a large block's header is its
+   * granule's base too, with no fast owner) */
+  segment_t *seg = seg_of(p);
+  if (UNLIKELY(!map_at_base((uintptr_t)p) ||
+               atomic_load_explicit(&seg->h.fast_owner, memory_order_relaxed) != in))
+    return false;
+  b->pg = page_of(p);
+  b->idx = page_slot(b->pg, p);
+  if (UNLIKELY(b->idx < 0)) return false;
+  b->lw = block_live_word(p, b->idx);
+  b->m = (uint64_t)1 << (b->idx & 63);
+  b->bits = atomic_load_explicit(b->lw, memory_order_relaxed);
+  return LIKELY(b->bits & b->m);
+}
+
 static inline ptr_class_t classify(const void *p) {
   uintptr_t word = islet_map_get(p);
   if (map_is_hdr(word)) {

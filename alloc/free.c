@@ -129,29 +129,14 @@ static NOINLINE void free_slow(islet_interp_t *caller, void *p) {
   islet_free_classified(caller, p, &c);
 }
 
-/* The fast path: a live block of in's own small pages, in a segment with no
- * remote free pending (its fast owner is flagged then: handoff.c), so that
- * the remote bits need no look (its page's list changes out of line when
- * the page was full or empties).  False for everything else (and for every
- * free under Valgrind, see fast_owner), which changes nothing. */
+/* The fast path: a live block of in's own small pages (classify.h,
+ * own_live_small; its page's list changes out of line when the page was
+ * full or empties).  False for everything else, which changes nothing. */
 static inline __attribute__((always_inline)) bool free_fast(islet_interp_t *in, void *p) {
-  /* seg comes from p, not from the map: the loads below need not wait for
-   * the map's, only the branch on it (a large block's header is its
-   * granule's base too, with no fast owner) */
-  segment_t *seg = seg_of(p);
-  if (LIKELY(map_at_base((uintptr_t)p) &&
-             atomic_load_explicit(&seg->h.fast_owner, memory_order_relaxed) == in)) {
-    page_t *pg = page_of(p);
-    long idx = page_slot(pg, p);
-    if (LIKELY(idx >= 0)) {
-      _Atomic uint64_t *lw = block_live_word(p, idx);
-      uint64_t m = (uint64_t)1 << (idx & 63);
-      uint64_t bits = atomic_load_explicit(lw, memory_order_relaxed);
-      if (LIKELY(bits & m)) {
-        block_freed(in, pg, idx, lw, bits, m, p, false);
-        return true;
-      }
-    }
+  own_block_t b;
+  if (LIKELY(own_live_small(in, p, &b))) {
+    block_freed(in, b.pg, b.idx, b.lw, b.bits, b.m, p, false);
+    return true;
   }
   return false;
 }

@@ -121,6 +121,33 @@ Test(alloc, realloc_keeps_contents_and_moves_across_classes) {
   cr_assert_eq(s.large_blocks, 0);
 }
 
+/* A small block stays where it is while the new size is at least half its
+ * usable size (its room; under ASan, the size last asked for), and moves
+ * otherwise, the old block then free and off the books. */
+Test(alloc, realloc_keeps_a_small_block_while_half_of_it_is_used) {
+  islet_interp_t *in = islet_interp_new(rt);
+  char *p = islet_malloc(in, 100);
+  size_t room = islet_usable_size(p);
+  strcpy(p, "kept");
+  cr_assert_eq(islet_realloc(in, p, room), p);
+  cr_assert_eq(islet_realloc(in, p, room / 2), p);
+  char *q = islet_realloc(in, p, islet_usable_size(p) / 2 - 1);
+  cr_assert_neq(q, p);
+  cr_assert_str_eq(q, "kept");
+  cr_assert_eq(islet_usable_size(p), 0, "the old block is free");
+  char *r = islet_realloc(in, q, room + 1);
+  cr_assert_neq(r, q);
+  cr_assert_str_eq(r, "kept");
+  islet_stats_t s;
+  islet_interp_stats(in, &s);
+  cr_assert_eq(s.blocks, 1);
+  islet_free(in, r);
+  islet_interp_stats(in, &s);
+  cr_assert_eq(s.blocks, 0);
+  cr_assert_eq(s.bytes, 0);
+  expect_no_event();
+}
+
 Test(alloc, realloc_to_zero_gives_minimal_block_and_frees_old) {
   islet_interp_t *in = islet_interp_new(rt);
   void *p = islet_malloc(in, 5000);
