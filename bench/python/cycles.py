@@ -2,7 +2,7 @@
 """Sub-interpreter cycles: what an ended interpreter costs in RSS, with
 islet and without, in one run.
 
-    cycles.py ISLET PYTHON [--cycles N] [--warm W] [--kind legacy|isolated]
+    cycles.py ISLET|builtin PYTHON [--cycles N] [--warm W] [--kind legacy|isolated]
               [--imports a,b,...] [--together] [--settle S] [--bound RATIO]
               [--bound-final RATIO]
 
@@ -16,7 +16,9 @@ VmRSS at the end.  The rest is for islet, which gives an ended
 interpreter's memory back on a thread of its own a few milliseconds after
 the interpreter ends: read at once, RSS may still hold the last one's
 (3.4 MiB with json on 3.14).  It runs once alone and once under `ISLET
-run`.  --kind isolated makes own-GIL interpreters (3.12+); legacy ones
+run`; with `builtin` in ISLET's place, PYTHON is a CPython with islet
+compiled in, run once with PYTHONMALLOC=pymalloc (alone) and once with
+PYTHONMALLOC=islet.  --kind isolated makes own-GIL interpreters (3.12+); legacy ones
 share the main interpreter's allocator state (all of 3.11's do).
 --bound exits 1 when islet's growth on a row exceeds RATIO times CPython's
 alone (plus 4 KiB of slack for the page granularity of RSS), --bound-final
@@ -87,9 +89,10 @@ print(api, (after - before) / n, after)
 """
 
 
-def measure(cmd):
+def measure(cmd, alloc=None):
     """The API used, growth per cycle and RSS at the end, KiB."""
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.split()
+    env = dict(os.environ, PYTHONMALLOC=alloc) if alloc else None
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout.split()
     return out[-3], float(out[-2]), int(out[-1])
 
 
@@ -108,15 +111,22 @@ def main(argv):
     a = ap.parse_args(argv)
     mods = a.imports.split(",")
     rows = ([] if a.together else [[m] for m in mods]) + ([mods] if len(mods) > 1 else [])
-    print(f"{a.python}: {a.kind} sub-interpreters, {a.warm} warm-up cycles, then {a.cycles}")
+    form = "compiled in, alone = PYTHONMALLOC=pymalloc" if a.islet == "builtin" else "islet run"
+    print(f"{a.python} ({form}): {a.kind} sub-interpreters, {a.warm} warm-up cycles,"
+          f" then {a.cycles}")
     print(f"{'':24} {'RSS growth per cycle, KiB':>26}   {'RSS at the end, MiB':>22}")
     print(f"{'import':24} {'alone':>8} {'islet':>8} {'ratio':>8}   {'alone':>6} {'islet':>6}"
           f" {'ratio':>8}")
     over = 0
     for row in rows:
         args = [a.kind, ",".join(row), str(a.warm), str(a.cycles), str(a.settle)]
-        api, alone, end_alone = measure([a.python, "-c", CHILD] + args)
-        _, mine, end_mine = measure([a.islet, "run", "--", a.python, "-c", CHILD] + args)
+        child = [a.python, "-c", CHILD] + args
+        if a.islet == "builtin":
+            api, alone, end_alone = measure(child, "pymalloc")
+            _, mine, end_mine = measure(child, "islet")
+        else:
+            api, alone, end_alone = measure(child)
+            _, mine, end_mine = measure([a.islet, "run", "--"] + child)
         name = row[0] if len(row) == 1 else "all together"
         ratio = f"{mine / alone:7.2f}x" if alone > 0 else "      - "
         bad = a.bound is not None and mine > a.bound * max(alone, 0) + 4
