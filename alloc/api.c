@@ -29,9 +29,17 @@ void islet_books_settle(islet_interp_t *in) {
 }
 
 /* A new peak, or a tick (purge.c); p is the block just allocated, for the
- * tail call; uncounted: 1 when the allocation count has yet to count it. */
+ * tail call; uncounted: 1 when the allocation count has yet to count it.
+ * One block past the blocks' peak, with the bytes within their mark (the
+ * common case while a heap grows: past_mark moved the bytes' peak), moves
+ * that peak by one (blocks_mark is blocks_peak: blocks have no limit). */
 static NOINLINE void *account_slow(islet_interp_t *in, void *p, size_t uncounted) {
-  islet_books_settle(in);
+  if (in->blocks_room == -1 && in->room >= 0) {
+    in->blocks_peak = ++in->blocks_mark;
+    in->blocks_room = 0;
+  } else {
+    islet_books_settle(in);
+  }
   if (!(in->tick_left -= uncounted)) islet_purge_tick(in);
   return p;
 }
@@ -107,14 +115,17 @@ static NOINLINE void *small_alloc_slow(islet_interp_t *in, unsigned cls, size_t 
 }
 
 /* The fast path's room ran out: a new peak (the common case while a heap
- * grows, each allocation then moving it) or the limit.  A peak costs the
- * pop it would have had and the settling of the marks; anything else is
- * small_alloc_slow's. */
+ * grows, each allocation then moving it) or the limit.  Within the limit
+ * the mark was the peak (room is measured from the lower of the two), so
+ * the block makes a new peak, and the mark moves with it: the pop it would
+ * have had and three stores.  Anything else is small_alloc_slow's. */
 static NOINLINE void *past_mark(islet_interp_t *in, page_t *pg, size_t size) {
+  size_t bytes = heap_bytes(in) + pg->bsize;
   void *p;
-  if (heap_bytes(in) + pg->bsize > in->limit || !(p = page_pop(pg, false)))
-    return small_alloc_slow(in, pg->cls, size);
-  return small_took(in, p, pg->bsize, size);
+  if (bytes > in->limit || !(p = page_pop(pg, false))) return small_alloc_slow(in, pg->cls, size);
+  in->bytes_peak = in->bytes_mark = bytes;
+  in->room = 0;
+  return small_done(in, p, size);
 }
 
 /* Every small allocation but the fast path's, which Valgrind never takes.

@@ -412,6 +412,50 @@ Test(alloc, stats_track_bytes_blocks_and_peaks) {
   cr_assert_eq(s.large_blocks, 0);
 }
 
+/* Peaks are exact through growth, shrinking and regrowth, with a limit
+ * below, at and above the heap's bytes: after every operation the peaks
+ * are the largest bytes and blocks seen so far. */
+Test(alloc, peaks_are_exact_through_random_growth_and_limits) {
+  islet_interp_t *in = islet_interp_new(rt);
+  enum { N = 4096, OPS = 60000 };
+  static void *live[N];
+  size_t nlive = 0, bytes_peak = 0, blocks_peak = 0;
+  uint64_t x = 0x9e3779b97f4a7c15u;
+  for (int op = 0; op < OPS; op++) {
+    x = x * 6364136223846793005u + 1442695040888963407u;
+    unsigned r = (unsigned)(x >> 33);
+    if (op % 10000 == 5000) { /* a limit near the bytes in use: below, at or above */
+      islet_stats_t s;
+      islet_interp_stats(in, &s);
+      size_t limits[] = {s.bytes / 2, s.bytes, s.bytes + 4096, 0};
+      islet_interp_set_limit(in, limits[(op / 10000) % 4]);
+    }
+    bool grow = (op / 7000) % 2 == 0 ? r % 3 != 0 : r % 3 == 0; /* phases of growth and decline */
+    if (nlive && (!grow || nlive == N)) {
+      size_t i = r % nlive;
+      islet_free(in, live[i]);
+      live[i] = live[--nlive];
+    } else {
+      size_t size = r % 64 == 0 ? 3000 + r % 70000 : 1 + r % 600;
+      void *p = islet_malloc(in, size);
+      if (p) live[nlive++] = p;
+    }
+    islet_stats_t s;
+    islet_interp_stats(in, &s);
+    cr_assert_eq(s.blocks, nlive);
+    if (s.bytes > bytes_peak) bytes_peak = s.bytes;
+    if (s.blocks > blocks_peak) blocks_peak = s.blocks;
+    cr_assert_eq(s.bytes_peak, bytes_peak, "op %d", op);
+    cr_assert_eq(s.blocks_peak, blocks_peak, "op %d", op);
+  }
+  islet_interp_set_limit(in, 0);
+  while (nlive) islet_free(in, live[--nlive]);
+  islet_stats_t s;
+  islet_interp_stats(in, &s);
+  cr_assert_eq(s.bytes, 0);
+  cr_assert_eq(s.bytes_peak, bytes_peak);
+}
+
 Test(alloc, stats_json_names_every_field) {
   islet_interp_t *in = islet_interp_new(rt);
   void *p = islet_malloc(in, 10);
