@@ -154,9 +154,8 @@ struct islet_interp {
   size_t allocs; /* made before the last tick (islet_allocs) */
   size_t remote_processed, remote_sent, bad_frees;
   size_t nsegs, npages, nlarge, mapped;
-  page_t *pages[ISLET_SIZE_CLASSES];      /* each class's pages with a free block */
-  page_t *pages_last[ISLET_SIZE_CLASSES]; /* ... and the last of them */
-  seghdr_t segs, larges;                  /* circular lists with sentinels */
+  page_t *pages[ISLET_SIZE_CLASSES]; /* each class's pages with a free block */
+  seghdr_t segs, larges;             /* circular lists with sentinels */
   _Atomic(large_t *) remote_large;
   unsigned id, arena;
   islet_teardown_t teardown;

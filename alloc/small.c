@@ -21,21 +21,13 @@ _Static_assert(ISLET_SIZE_CLASSES == 60, "one empty page per class");
 
 /* in->pages[cls] lists the class's pages with a free block; in->cur[cls] is
  * the one allocation takes from: the page of the last local free, for the
- * cache warmth of reusing what was just freed, or the list's head.  A full
- * page that a free makes available joins the list's end and does not
- * become current: with one free block it would send the next allocation
- * but one back here, and at the end it gathers more before its turn
- * (mimalloc queues such a page at its queue's end too).  Under churn that
- * took the slow paths from 9 instructions a malloc+free pair to under 1. */
+ * cache warmth of reusing what was just freed, or the list's head. */
 static void class_remove(islet_interp_t *in, page_t *pg) {
   if (pg->prev)
     pg->prev->next = pg->next;
   else
     in->pages[pg->cls] = pg->next;
-  if (pg->next)
-    pg->next->prev = pg->prev;
-  else
-    in->pages_last[pg->cls] = pg->prev;
+  if (pg->next) pg->next->prev = pg->prev;
   pg->next = pg->prev = NULL;
   if (in->cur[pg->cls] == pg)
     in->cur[pg->cls] = in->pages[pg->cls] ? in->pages[pg->cls] : empty_page(pg->cls);
@@ -45,24 +37,9 @@ static void class_push(islet_interp_t *in, page_t *pg) {
   page_t *head = in->pages[pg->cls];
   pg->prev = NULL;
   pg->next = head;
-  if (head)
-    head->prev = pg;
-  else
-    in->pages_last[pg->cls] = pg;
+  if (head) head->prev = pg;
   in->pages[pg->cls] = pg;
   if (in->cur[pg->cls] == empty_page(pg->cls)) in->cur[pg->cls] = pg;
-}
-
-static void class_append(islet_interp_t *in, page_t *pg) {
-  page_t *last = in->pages_last[pg->cls];
-  if (!last) {
-    class_push(in, pg);
-    return;
-  }
-  pg->next = NULL;
-  pg->prev = last;
-  last->next = pg;
-  in->pages_last[pg->cls] = pg;
 }
 
 void islet_page_drop(islet_interp_t *in, page_t *pg) {
@@ -82,19 +59,17 @@ void islet_page_move(islet_interp_t *from, islet_interp_t *to, page_t *pg) {
 
 /* A free made a full page available, emptied a page, or went into a page
  * whose list was empty (free.c, block_freed): the last page of a class
- * stays, others go back to their segment; a page that was full joins the
- * list's end. */
+ * stays, others go back to their segment. */
 void islet_page_after_free(islet_interp_t *in, page_t *pg) {
-  bool was_full = pg->state == PG_FULL;
-  if (was_full) {
+  if (pg->state == PG_FULL) {
     pg->state = PG_AVAIL;
-    class_append(in, pg);
+    class_push(in, pg);
   }
   if (pg->used == 0 && (in->pages[pg->cls] != pg || pg->next)) {
     islet_page_drop(in, pg);
     return;
   }
-  if (!was_full) in->cur[pg->cls] = pg;
+  in->cur[pg->cls] = pg;
 }
 
 /* Blocks linked by one refill: about 4 KiB of them (mimalloc extends its

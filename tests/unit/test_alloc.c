@@ -121,38 +121,6 @@ Test(alloc, realloc_keeps_contents_and_moves_across_classes) {
   cr_assert_eq(s.large_blocks, 0);
 }
 
-/* A free into a full page lists it again but leaves allocation on the
- * current page, which runs dry first: the full page's one free block would
- * send the next allocation but one back to the slow path. */
-Test(alloc, a_free_into_a_full_page_leaves_allocation_on_the_current_page) {
-  islet_interp_t *in = islet_interp_new(rt);
-  enum { MAX = 256, PAGE = 65536 };
-  char *a[MAX];
-  size_t n = 0;
-  a[n++] = islet_malloc(in, 1000);
-  uintptr_t page_a = (uintptr_t)a[0] / PAGE;
-  while ((uintptr_t)(a[n] = islet_malloc(in, 1000)) / PAGE == page_a) n++;
-  cr_assert_lt(n, MAX - 1);
-  char *b = a[n]; /* the first block of the next page: page A is full */
-  uintptr_t page_b = (uintptr_t)b / PAGE;
-  islet_free(in, a[3]);
-  char *c = islet_malloc(in, 1000);
-  cr_assert_eq((uintptr_t)c / PAGE, page_b, "allocation stays on the current page");
-  char *rest[MAX];
-  size_t k = 0;
-  while ((uintptr_t)(rest[k] = islet_malloc(in, 1000)) / PAGE == page_b) k++;
-  cr_assert_eq(rest[k], a[3], "when it runs dry, the page a free made available serves");
-  islet_free(in, c);
-  islet_free(in, b);
-  for (size_t i = 0; i <= k; i++) islet_free(in, rest[i]);
-  for (size_t i = 0; i < n; i++)
-    if (i != 3) islet_free(in, a[i]);
-  islet_stats_t s;
-  islet_interp_stats(in, &s);
-  cr_assert_eq(s.blocks, 0);
-  expect_no_event();
-}
-
 /* A small block stays where it is while the new size is at least half its
  * usable size (its room; under ASan, the size last asked for), and moves
  * otherwise, the old block then free and off the books. */
