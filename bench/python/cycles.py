@@ -110,7 +110,7 @@ def main(argv):
     ap.add_argument("--bound-final", type=float)
     a = ap.parse_args(argv)
     mods = a.imports.split(",")
-    rows = ([] if a.together else [[m] for m in mods]) + ([mods] if len(mods) > 1 else [])
+    rows = ([] if a.together else [[m] for m in mods]) + ([mods] if len(mods) > 1 or a.together else [])
     form = "compiled in, alone = PYTHONMALLOC=pymalloc" if a.islet == "builtin" else "islet run"
     print(f"{a.python} ({form}): {a.kind} sub-interpreters, {a.warm} warm-up cycles,"
           f" then {a.cycles}")
