@@ -24,7 +24,6 @@ void islet_books_settle(islet_interp_t *in) {
   if (blocks > in->blocks_peak) in->blocks_peak = blocks;
   in->bytes_mark = in->limit < in->bytes_peak ? in->limit : in->bytes_peak;
   in->room = (ptrdiff_t)(in->bytes_mark - bytes); /* negative above the limit */
-  in->blocks_mark = in->blocks_peak;
   in->blocks_room = (ptrdiff_t)(in->blocks_peak - blocks);
 }
 
@@ -32,10 +31,10 @@ void islet_books_settle(islet_interp_t *in) {
  * tail call; uncounted: 1 when the allocation count has yet to count it.
  * One block past the blocks' peak, with the bytes within their mark (the
  * common case while a heap grows: past_mark moved the bytes' peak), moves
- * that peak by one (blocks_mark is blocks_peak: blocks have no limit). */
+ * that peak by one. */
 static NOINLINE void *account_slow(islet_interp_t *in, void *p, size_t uncounted) {
   if (in->blocks_room == -1 && in->room >= 0) {
-    in->blocks_peak = ++in->blocks_mark;
+    in->blocks_peak++;
     in->blocks_room = 0;
   } else {
     islet_books_settle(in);

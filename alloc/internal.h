@@ -150,7 +150,7 @@ struct islet_interp {
   _Atomic uint64_t any_pending; /* some segment or large block has remote frees */
   /* cold */
   size_t limit; /* SIZE_MAX when none */
-  size_t bytes_mark, blocks_mark, bytes_peak, blocks_peak, limit_hits;
+  size_t bytes_mark, bytes_peak, blocks_peak, limit_hits;
   size_t allocs; /* made before the last tick (islet_allocs) */
   size_t remote_processed, remote_sent, bad_frees;
   size_t nsegs, npages, nlarge, mapped;
@@ -225,8 +225,8 @@ islet_interp_t *islet_interp_create(islet_runtime_t *rt); /* not listed, no hook
  * be allocated before something must happen, so that malloc's fast path
  * tests one counter for the limit and the bytes' peak and one for the
  * blocks' peak.  bytes = bytes_mark - room, where the mark is the limit or
- * the peak, whichever is lower; blocks = blocks_mark - blocks_room, the mark
- * being the peak.  A counter that goes negative says a peak moved or the
+ * the peak, whichever is lower; blocks = blocks_peak - blocks_room (blocks
+ * have no limit).  A counter that goes negative says a peak moved or the
  * limit is near: islet_books_settle (api.c) notes the peaks and moves the
  * marks.  Owner only (or orphan_lock, for an orphan). */
 void islet_books_settle(islet_interp_t *in);
@@ -234,7 +234,7 @@ static inline size_t heap_bytes(const islet_interp_t *in) {
   return in->bytes_mark - (size_t)in->room;
 }
 static inline size_t heap_blocks(const islet_interp_t *in) {
-  return in->blocks_mark - (size_t)in->blocks_room;
+  return in->blocks_peak - (size_t)in->blocks_room;
 }
 /* bytes (negative: they left) in blocks joined the books. */
 static inline void books_in(islet_interp_t *in, ptrdiff_t bytes, ptrdiff_t blocks) {
