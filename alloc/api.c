@@ -237,6 +237,12 @@ static void *resize_large(islet_interp_t *in, large_t *lg, void *p, size_t old, 
   return p;
 }
 
+/* Whether a live block of old usable bytes serves size bytes where it is:
+ * a shrink below half moves, so that a block does not hold twice its size. */
+static inline bool fits_in_place(size_t size, size_t old) {
+  return size <= old && size >= old / 2;
+}
+
 /* p's block (class c, not foreign) resized for size bytes. */
 static void *realloc_classified(islet_interp_t *in, void *p, size_t size, const ptr_class_t *c) {
   size += size == 0; /* as malloc: a live block always has a usable byte */
@@ -246,7 +252,7 @@ static void *realloc_classified(islet_interp_t *in, void *p, size_t size, const 
     return NULL;
   }
   bool mine = c->h->owner == in;
-  if (size <= old && size >= old / 2 && mine) {
+  if (mine && fits_in_place(size, old)) {
     san_unpoison(p, size);
     san_poison((char *)p + size, old - size);
     vg_resize(p, old, size);
@@ -269,7 +275,7 @@ static void *realloc_classified(islet_interp_t *in, void *p, size_t size, const 
  * redzones and poisoning realloc_classified keeps. */
 static void *realloc_own_small(islet_interp_t *in, void *p, size_t size, size_t old) {
   size += size == 0;
-  if (size <= old && size >= old / 2) return p;
+  if (fits_in_place(size, old)) return p;
   void *q = islet_malloc(in, size);
   if (!q) return NULL;
   memcpy(q, p, size < old ? size : old);
