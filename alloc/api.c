@@ -117,14 +117,22 @@ static NOINLINE void *small_alloc_slow(islet_interp_t *in, unsigned cls, size_t 
  * grows, each allocation then moving it) or the limit.  Within the limit
  * the mark was the peak (room is measured from the lower of the two), so
  * the block makes a new peak, and the mark moves with it: the pop it would
- * have had and three stores.  Anything else is small_alloc_slow's. */
+ * have had and three stores.  A heap that grows mostly grows in blocks
+ * too, so the blocks' peak moves here as well, with no second slow call
+ * (account_slow's cheap case).  Anything else is small_alloc_slow's. */
 static NOINLINE void *past_mark(islet_interp_t *in, page_t *pg, size_t size) {
   size_t bytes = heap_bytes(in) + pg->bsize;
   void *p;
   if (bytes > in->limit || !(p = page_pop(pg, false))) return small_alloc_slow(in, pg->cls, size);
   in->bytes_peak = in->bytes_mark = bytes;
   in->room = 0;
-  return small_done(in, p, size);
+  san_unpoison(p, size);
+  if (in->blocks_room)
+    in->blocks_room--;
+  else
+    in->blocks_peak++;
+  if (UNLIKELY(--in->tick_left == 0)) return account_slow(in, p, 0);
+  return p;
 }
 
 /* Every small allocation but the fast path's, which Valgrind never takes.
@@ -269,30 +277,36 @@ static void *realloc_classified(islet_interp_t *in, void *p, size_t size, const 
   return q;
 }
 
-/* The common realloc, a live block of in's own small pages (own_live_small:
- * no owner-map lookup), kept when size still fits its class by at least
- * half, else moved and freed by the free fast path.  Not under ASan, whose
- * redzones and poisoning realloc_classified keeps. */
-static void *realloc_own_small(islet_interp_t *in, void *p, size_t size, size_t old) {
+/* The common realloc, a live block of in's own small pages (own_live_small
+ * found it as b: no owner-map lookup), kept when size still fits its class
+ * by at least half, else moved and freed with what b knows.  Not under
+ * ASan, whose redzones and poisoning realloc_classified keeps. */
+static void *realloc_own_small(islet_interp_t *in, void *p, size_t size, const own_block_t *b) {
+  size_t old = b->pg->bsize;
   size += size == 0;
   if (fits_in_place(size, old)) return p;
   void *q = islet_malloc(in, size);
   if (!q) return NULL;
   memcpy(q, p, size < old ? size : old);
-  islet_free(in, p);
+  islet_free_moved(in, p, b);
   return q;
 }
 
-/* other: NULL for islet_realloc, which reports a foreign p as its free
- * would. */
-void *islet_realloc_or(islet_interp_t *in, void *p, size_t size,
-                       void *(*other)(void *ctx, void *p, size_t size), void *ctx) {
+static NOINLINE void *realloc_block(islet_interp_t *in, void *p, size_t size,
+                                    void *(*other)(void *ctx, void *p, size_t size), void *ctx) {
   own_block_t b;
-  if (!p) return islet_malloc(in, size);
-  if (!ISLET_ASAN && own_live_small(in, p, &b)) return realloc_own_small(in, p, size, b.pg->bsize);
+  if (!ISLET_ASAN && own_live_small(in, p, &b)) return realloc_own_small(in, p, size, &b);
   ptr_class_t c = classify(p);
   if (c.state == P_FOREIGN && other) return other(ctx, p, size);
   return realloc_classified(in, p, size, &c);
+}
+
+/* other: NULL for islet_realloc, which reports a foreign p as its free
+ * would.  A leaf: realloc(NULL), CPython's first allocation of a list's
+ * items, is one jump to malloc, with no frame for the rest. */
+void *islet_realloc_or(islet_interp_t *in, void *p, size_t size,
+                       void *(*other)(void *ctx, void *p, size_t size), void *ctx) {
+  return p ? realloc_block(in, p, size, other, ctx) : islet_malloc(in, size);
 }
 
 void *islet_realloc(islet_interp_t *in, void *p, size_t size) {

@@ -112,5 +112,8 @@ static inline ptr_class_t classify(const void *p) {
 /* free.c: the free of p, classified as c, made while holding caller (NULL:
  * none): a live block goes, anything else is reported and changes nothing. */
 void islet_free_classified(islet_interp_t *caller, void *p, const ptr_class_t *c);
+/* free.c: realloc's free of the block it moved, which own_live_small found
+ * as b before the allocation of its new place. */
+void islet_free_moved(islet_interp_t *in, void *p, const own_block_t *b);
 
 #endif

@@ -141,6 +141,19 @@ static inline __attribute__((always_inline)) bool free_fast(islet_interp_t *in, 
   return false;
 }
 
+/* The allocation between own_live_small and here may have changed b's live
+ * word (a collect takes back blocks other threads freed) or flagged its
+ * segment (a remote free into it since): both are read again, and anything
+ * unusual takes the classified path, as islet_free would. */
+void islet_free_moved(islet_interp_t *in, void *p, const own_block_t *b) {
+  segment_t *seg = seg_of(p);
+  uint64_t bits = atomic_load_explicit(b->lw, memory_order_relaxed);
+  if (LIKELY(atomic_load_explicit(&seg->h.fast_owner, memory_order_relaxed) == in && (bits & b->m)))
+    block_freed(in, b->pg, b->idx, b->lw, bits, b->m, p, false);
+  else
+    free_slow(in, p);
+}
+
 /* A leaf: everything but the fast path is one tail call away. */
 void islet_free(islet_interp_t *in, void *p) {
   if (!free_fast(in, p)) free_slow(in, p);
