@@ -150,11 +150,13 @@ static void list_corrupt(islet_interp_t *in, page_t *pg) {
   pg->free = LIST_END;
 }
 
-/* The current page's list is empty.  Full pages leave the class's list
- * here, one by one; with none left, blocks freed by others are taken back
+/* The current page's list is empty, and it is not one whose blocks are all
+ * out (islet_class_refill took those off): its list is rebuilt from its
+ * bitmap, or, full after all, it leaves the class's list and the next page
+ * is looked at.  With none left, blocks freed by others are taken back
  * (once: others may keep freeing), then an orphan's page of the class with
  * room is taken over (orphan.c), then a fresh page is borrowed. */
-void *islet_class_refill(islet_interp_t *in, unsigned cls) {
+static NOINLINE void *class_refill_slow(islet_interp_t *in, unsigned cls) {
   bool collected = false;
   do
     for (page_t *pg;
@@ -177,4 +179,20 @@ void *islet_class_refill(islet_interp_t *in, unsigned cls) {
   class_push(in, pg);
   page_refill(pg);
   return page_pop(pg, true);
+}
+
+/* The current page's list is empty.  Most often all of its blocks are out:
+ * a free into the full page made it current and the next allocation took
+ * that block (free.c).  Such pages leave the class's list here, with no
+ * look at their bitmap and no call, and the next page's list serves;
+ * anything else is class_refill_slow's. */
+void *islet_class_refill(islet_interp_t *in, unsigned cls) {
+  page_t *pg;
+  while ((pg = in->cur[cls]) != empty_page(cls) && pg->free == LIST_END &&
+         pg->used == pg->nblocks) {
+    pg->state = PG_FULL;
+    class_remove(in, pg);
+  }
+  void *p = page_pop(pg, true);
+  return p ? p : class_refill_slow(in, cls);
 }
