@@ -13,7 +13,9 @@ interpreter has a heap.  From 3.13, an own-GIL sub-interpreter has a heap
 and a limit of its own (a MemoryError there only), a legacy one allocates
 from the main interpreter's heap, as it shares pymalloc's state.  On 3.11
 every interpreter shares that state, so one heap: a sub-interpreter's
-allocations and limit are the main interpreter's.
+allocations and limit are the main interpreter's.  A legacy interpreter's
+end gives the heap's free memory back, and ISLET_PURGE_DELAY is read as
+README says (a negative delay keeps it; a malformed one warns).
 
 cycles (3.13): N own-GIL sub-interpreters created, run and destroyed one
 after the other; past a warm-up, the process's RSS may grow by MAX_KIB at
@@ -67,12 +69,14 @@ run = interpreters.run_string
 """
 
 
-def run(code, malloc=None, opts=(), args=()):
+def run(code, malloc=None, opts=(), args=(), env_more=None):
     env = dict(os.environ)
     env.pop("PYTHONMALLOC", None)
     env.pop("PYTHONDEVMODE", None)
+    env.pop("ISLET_PURGE_DELAY", None)
     if malloc:
         env["PYTHONMALLOC"] = malloc
+    env.update(env_more or {})
     r = subprocess.run([python, *opts, "-c", code, *args], env=env, text=True,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600)
     if r.returncode:
@@ -178,6 +182,42 @@ interpreters.destroy(sub)
 print("no heap")
 """
 
+# Three legacy interpreters that import asyncio, one after the other; prints
+# the RSS at the end, KiB.
+LEGACY_END = SUB + """
+try:
+    legacy = interpreters.new_config("legacy")
+    make = lambda: interpreters.create(legacy)
+except AttributeError:  # 3.11: every sub-interpreter is a legacy one
+    make = interpreters.create
+for _ in range(3):
+    i = make()
+    run(i, "import asyncio")
+    interpreters.destroy(i)
+with open("/proc/self/statm") as f:
+    print(int(f.read().split()[1]) * 4)
+"""
+
+
+def purge_delay():
+    """README's ISLET_PURGE_DELAY: a legacy interpreter's end gives the
+    heap's free memory back (about 6 MiB after asyncio), unless the delay is
+    negative; a value that is not a whole number is the default, with a
+    warning."""
+    ends = {}
+    for delay in (None, "-1", "soon"):
+        r = run(LEGACY_END, env_more={"ISLET_PURGE_DELAY": delay} if delay else None)
+        ends[delay] = int(r.stdout.split()[-1]) if r.returncode == 0 else None
+        if delay == "soon":
+            warned = "islet: ISLET_PURGE_DELAY=soon is not valid: using the default" in r.stderr
+            check(warned, "ISLET_PURGE_DELAY=soon: a warning, and the default")
+    ok = None not in ends.values()
+    check(ok and ends["-1"] - ends[None] > 2048,
+          f"ISLET_PURGE_DELAY=-1 keeps the ended interpreters' free memory: RSS {ends['-1']}"
+          f" KiB against {ends[None]} by default")
+    check(ok and abs(ends["soon"] - ends[None]) < 1024,
+          f"ISLET_PURGE_DELAY=soon: RSS {ends['soon']} KiB, as the default's {ends[None]}")
+
 
 def smoke():
     r = run(NAME)
@@ -207,6 +247,7 @@ def smoke():
     for malloc in ("pymalloc", "malloc"):
         r = run(NO_HEAP, malloc)
         check(r.returncode == 0, f"PYTHONMALLOC={malloc}: no interpreter has a heap")
+    purge_delay()
 
 
 # N cycles of a sub-interpreter (3.13: own-GIL; 3.11: legacy), each followed
