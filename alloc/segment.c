@@ -6,7 +6,6 @@
  * nothing of islet's.
  */
 #include "internal.h"
-#include <sys/mman.h>
 
 void islet_segment_own(segment_t *seg, islet_interp_t *in) {
   if (seg->h.rt != in->rt) seg->h.rt = in->rt; /* a take-over keeps it: freeing threads read it */
@@ -140,14 +139,12 @@ page_t *islet_page_fresh(islet_interp_t *in, unsigned cls) {
  * A live interpreter never unmaps a segment: a thread freeing into it may be
  * between setting its remote bit and flagging the segment, and that flag
  * store must land in mapped memory.  A segment that empties gives its
- * physical pages back instead; its header stays. */
+ * physical pages back instead, as any free page does: after the purge delay
+ * (purge.c), so that a heap that fills it again soon, as CPython does when
+ * it builds a table while the last one goes, takes no fault for it. */
 void islet_page_free(islet_interp_t *in, page_t *pg) {
   segment_t *seg = seg_of(pg);
   pg->state = PG_FREE;
   seg->free_pages |= (uint64_t)1 << seg_page_index(seg, pg);
   in->npages--;
-  if (seg->free_pages == USABLE_PAGES && in->nsegs > 1 && seg->purged != USABLE_PAGES) {
-    madvise((char *)seg + META_PAGES * PAGE_SIZE, SEG_SIZE - META_PAGES * PAGE_SIZE, MADV_DONTNEED);
-    seg->purged = USABLE_PAGES;
-  }
 }

@@ -228,6 +228,46 @@ static uintptr_t seg_of(const void *p) {
   return (uintptr_t)p & ~(SEG - 1);
 }
 
+/* Resident OS pages of the block pages of p's segment. */
+static size_t seg_blocks_resident(const void *p) {
+  return resident(seg_of(p) + 2 * PAGE, SEG - 2 * PAGE);
+}
+
+/* A segment that empties is free memory like any other: it stays for the
+ * delay, so a heap that fills it again (CPython building a table of records
+ * as the last one goes) takes no fault, then it goes back. */
+Test(purge, an_emptied_segment_waits_for_the_delay_too) {
+  capture_config((islet_config_t){.purge_delay_ms = 50});
+  islet_interp_t *a = islet_interp_new(rt);
+  enum { N = 6144 }; /* 6 MiB of 1 KiB blocks: two segments */
+  static void *b[N];
+  for (size_t i = 0; i < N; i++) {
+    b[i] = islet_malloc(a, 1024);
+    cr_assert_not_null(b[i]);
+    memset(b[i], 0xab, 1024);
+  }
+  cr_assert_neq(seg_of(b[N - 1]), seg_of(b[0]));
+  void *last = b[N - 1];
+  size_t before = seg_blocks_resident(last);
+  islet_free(a, b[0]); /* the class keeps that page, not one of the second segment */
+  for (size_t i = 1; i < N; i++)
+    if (seg_of(b[i]) == seg_of(last)) islet_free(a, b[i]);
+  cr_assert_eq(seg_blocks_resident(last), before, "nothing goes back before the delay");
+  double t0 = now_s();
+  void *tmp[100];
+  while (seg_blocks_resident(last) && now_s() - t0 < 3) { /* large blocks: no small page */
+    for (int i = 0; i < 100; i++) tmp[i] = islet_malloc(a, 20000);
+    for (int i = 0; i < 100; i++) islet_free(a, tmp[i]);
+    usleep(5000);
+  }
+  cr_assert_eq(seg_blocks_resident(last), 0, "the emptied segment went back after the delay");
+  cr_assert_geq(now_s() - t0, 0.04);
+  expect_no_event();
+  for (size_t i = 1; i < N; i++)
+    if (seg_of(b[i]) != seg_of(last)) islet_free(a, b[i]);
+  islet_interp_destroy(a, NULL);
+}
+
 Test(purge, a_new_heap_takes_over_an_orphans_segment_and_fills_its_free_space) {
   capture_config((islet_config_t){.teardown = ISLET_TEARDOWN_ORPHAN, .reclaim_inline = 1});
   islet_interp_t *a = islet_interp_new(rt);
