@@ -154,6 +154,9 @@ struct islet_interp {
   size_t allocs; /* made before the last tick (islet_allocs) */
   size_t remote_processed, remote_sent, bad_frees;
   size_t nsegs, npages, nlarge, mapped;
+  void *spare;                       /* a freed large block's region kept for the next (large.c) */
+  size_t spare_bytes;                /* ... its size */
+  bool spare_idle;                   /* ... and it was there at the last purge pass */
   page_t *pages[ISLET_SIZE_CLASSES]; /* each class's pages with a free block */
   seghdr_t segs, larges;             /* circular lists with sentinels */
   _Atomic(large_t *) remote_large;
@@ -544,6 +547,9 @@ large_t *islet_large_move(islet_interp_t *in, large_t *lg, size_t size);
 void islet_large_collect(islet_interp_t *in);
 /* The owner's end of its large block lg, claimed (state not LIVE). */
 void islet_large_drop(islet_interp_t *in, large_t *lg);
+/* The spare region goes back, now or (decayed) if unused since the last
+ * pass, and live blocks' room past their size. */
+void islet_large_purge(islet_interp_t *in, bool now);
 
 /* handoff.c (and islet_large_free, islet_large_collect) */
 void islet_remote_free_small(islet_interp_t *caller, segment_t *seg, page_t *pg, long idx);

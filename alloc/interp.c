@@ -170,6 +170,7 @@ void islet_interp_destroy(islet_interp_t *in, islet_leak_report_t *report) {
   bool runtime_heap = islet_is_runtime_heap(in);
   if (!runtime_heap) islet_run_interp_hooks(in, false);
   islet_collect(in); /* blocks freed by others are not leaks */
+  islet_large_purge(in, true);
   *r = (islet_leak_report_t){.id = in->id, .segments = in->nsegs, .mapped = in->mapped};
   /* an orphan's blocks another heap inherited may be shared: they stay valid */
   bool orphan = (in->teardown == ISLET_TEARDOWN_ORPHAN || in->inherited) && heap_blocks(in);

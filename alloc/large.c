@@ -1,10 +1,17 @@
 /* Large blocks (over ISLET_SMALL_MAX): one backend region each.
  *
  * Why: big blocks are rare and long-lived, and a region of their own returns
- * to the backend as soon as they are freed.  The region's base is
+ * to the backend when they are freed.  The region's base is
  * granule-aligned and holds a header, so the owner map finds it like a
  * segment.  A free from another thread goes through the hand-off
  * (handoff.c), which ends here, on the owner's side (islet_large_drop).
+ *
+ * One freed region of up to SPARE_MAX stays mapped for the heap's next
+ * large block (the spare): CPython reads each module's .pyc into a bytes
+ * object of 10-100 KiB and frees it, and grows big strings and lists in a
+ * buffer it frees; a fresh region for each would fault every page in again,
+ * where glibc's malloc, behind pymalloc, reuses its heap.  The spare goes
+ * back after the purge delay if unused (purge.c), and when the heap ends.
  */
 #include "internal.h"
 #include <sys/mman.h>
@@ -19,11 +26,64 @@ size_t islet_large_usable(size_t size, size_t align) {
   return ((hdr + size + 4095) & ~(size_t)4095) - hdr;
 }
 
+#define SPARE_MAX ((size_t)1 << 20)
+
+static void spare_release(islet_interp_t *in) {
+  in->mapped -= in->spare_bytes;
+  san_unpoison(in->spare, in->spare_bytes); /* its shadow outlives it */
+  islet_backend_unmap(in->arena, in->spare, in->spare_bytes);
+  in->spare = NULL;
+}
+
+/* The spare goes when unused since the last pass (or now), and so does
+ * the room a spare gave a block past what the block holds. */
+void islet_large_purge(islet_interp_t *in, bool now) {
+  for (seghdr_t *h = in->larges.next; h != &in->larges; h = h->next)
+    islet_large_shrink(in, (large_t *)h, ((large_t *)h)->size);
+  if (!in->spare) return;
+  if (now || in->spare_idle)
+    spare_release(in);
+  else
+    in->spare_idle = true;
+}
+
+/* A live heap's dropped region (its tombstone in the map) becomes the
+ * spare, in place of any older one; its header is not read again. */
+static bool spare_keep(islet_interp_t *in, large_t *lg) {
+  if (in->orphaned || vg_on() || lg->mapped > SPARE_MAX) return false;
+  if (in->spare) spare_release(in);
+  in->spare = lg;
+  in->spare_bytes = lg->mapped;
+  in->spare_idle = false;
+  san_poison(lg, lg->mapped); /* a use after free of anything in it is caught */
+  return true;
+}
+
+/* The spare as the region of a block that needs *mapped bytes, grown in
+ * place when smaller; *mapped: what it maps.  Past what the block needs,
+ * it is room to grow without faults (CPython grows a string or a list in
+ * one buffer), until the next purge pass. */
+static void *spare_take(islet_interp_t *in, size_t *mapped) {
+  void *sp = in->spare;
+  size_t want = *mapped, has = in->spare_bytes;
+  if (!sp || want > SPARE_MAX) return NULL;
+  if (has < want) {
+    if (!islet_backend_resize(sp, has, want)) return NULL;
+    has = want;
+  }
+  in->mapped -= in->spare_bytes; /* islet_large_alloc counts the block's */
+  in->spare = NULL;
+  san_unpoison(sp, want); /* the room stays poisoned until the block grows into it */
+  *mapped = has;
+  return sp;
+}
+
 /* size must have passed islet_large_usable. */
 large_t *islet_large_alloc(islet_interp_t *in, size_t size, size_t align) {
-  size_t hdr = header_size(align);
-  size_t mapped = hdr + islet_large_usable(size, align);
-  large_t *lg = islet_region_map(in, mapped);
+  size_t hdr = header_size(align), usable = islet_large_usable(size, align);
+  size_t mapped = hdr + usable;
+  large_t *lg = spare_take(in, &mapped);
+  if (!lg) lg = islet_region_map(in, mapped);
   bool in_segment = !lg && mapped <= SEG_SIZE && (lg = islet_segment_take(in));
   if (!lg) {
     islet_set_error(ISLET_ENOMEM);
@@ -37,7 +97,7 @@ large_t *islet_large_alloc(islet_interp_t *in, size_t size, size_t align) {
   atomic_init(&lg->h.orphaned, false);
   lg->h.rt = in->rt;
   lg->off = (uint32_t)hdr;
-  lg->size = mapped - hdr;
+  lg->size = usable;
   lg->mapped = mapped;
   lg->rnext = NULL;
   lg->in_segment = in_segment;
@@ -79,7 +139,12 @@ static void account_resize(islet_interp_t *in, large_t *lg, size_t usable, size_
  * there is room after a large block to grow into. */
 bool islet_large_grow(islet_interp_t *in, large_t *lg, size_t size) {
   size_t mapped, usable = resized(lg, size, &mapped), old = lg->mapped;
-  if (!usable || mapped <= old || heap_bytes(in) + (mapped - old) > in->limit) return false;
+  if (!usable || usable <= lg->size || heap_bytes(in) + (usable - lg->size) > in->limit)
+    return false;
+  if (mapped <= old) { /* in what a spare region brought */
+    account_resize(in, lg, usable, old);
+    return true;
+  }
   if (lg->in_segment) { /* its granule is mapped whole, and the map names it */
     if (mapped > SEG_SIZE) return false;
     account_resize(in, lg, usable, mapped);
@@ -148,12 +213,14 @@ void islet_large_drop(islet_interp_t *in, large_t *lg) {
   books_out(in, lg->size, 1);
   list_del(&lg->h);
   in->nlarge--;
-  in->mapped -= lg->mapped;
   if (lg->in_segment) { /* its granule serves small blocks again */
+    in->mapped -= lg->mapped;
     islet_segment_give(in, lg);
     return;
   }
   islet_map_tomb(lg, lg->mapped, in->id, TOMB_FREED);
+  if (spare_keep(in, lg)) return;
+  in->mapped -= lg->mapped;
   san_unpoison(lg, lg->mapped);
   islet_backend_unmap(in->arena, lg, lg->mapped);
 }

@@ -137,6 +137,7 @@ void islet_purge_pass(islet_interp_t *in, purge_how_t how) {
       islet_purge_page(&seg->pages[__builtin_ctzll(inuse)], force);
     rows_purge_all(seg, how == PURGE_ORPHAN);
   }
+  islet_large_purge(in, force);
 }
 
 void islet_purge_init(islet_interp_t *in, long delay_ms) {

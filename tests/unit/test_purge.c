@@ -223,6 +223,81 @@ Test(purge, a_negative_delay_never_purges_a_live_heap) {
   cr_assert_eq(res, peak);
 }
 
+static size_t heap_mapped(islet_interp_t *in) {
+  islet_stats_t st;
+  islet_interp_stats(in, &st);
+  return st.mapped;
+}
+
+/* Small allocations (purge ticks) for up to 3 s while the heap maps
+ * mapped bytes; the time taken. */
+static double tick_while_mapped(islet_interp_t *in, size_t mapped) {
+  double t0 = now_s();
+  while (heap_mapped(in) == mapped && now_s() - t0 < 3) {
+    void *tmp[100];
+    for (int i = 0; i < 100; i++) tmp[i] = islet_malloc(in, 64);
+    for (int i = 0; i < 100; i++) islet_free(in, tmp[i]);
+    usleep(1000);
+  }
+  return now_s() - t0;
+}
+
+/* A freed large block's region stays for the heap's next large block (as
+ * CPython reads one .pyc after another into a bytes object): its pages are
+ * resident, no fault; the freed block is still a double free; unused, the
+ * region goes after the delay. */
+Test(purge, a_freed_large_region_serves_the_next_large_block_for_the_delay) {
+  capture_config((islet_config_t){.purge_delay_ms = 50});
+  islet_interp_t *a = islet_interp_new(rt);
+  void *small = islet_malloc(a, 64); /* its segment is mapped from here on */
+  unsigned char *p = islet_malloc(a, 100000);
+  memset(p, 0xab, 100000);
+  size_t mapped = heap_mapped(a);
+  islet_free(a, p);
+  cr_assert_eq(heap_mapped(a), mapped, "the region stays");
+  islet_free(a, p);
+  expect_one_event(ISLET_EDOUBLE_FREE, p, islet_interp_id(a));
+  unsigned char *q = islet_malloc(a, 60000);
+  cr_assert_eq(q, p, "the next large block takes the region");
+  cr_assert_eq(resident((uintptr_t)q & ~(uintptr_t)(OS_PAGE - 1), 60 * OS_PAGE / 4), 15,
+               "its pages are resident");
+  q = islet_realloc(a, q, 90000); /* within the region: no move */
+  cr_assert_eq(q, p);
+  cr_assert_eq(q[59999], 0xab);
+  cr_assert_eq(heap_mapped(a), mapped);
+  islet_free(a, q);
+  cr_assert_geq(tick_while_mapped(a, mapped), 0.04);
+  cr_assert_lt(heap_mapped(a), mapped, "the unused region went back");
+  islet_free(a, q);
+  expect_one_event(ISLET_EDOUBLE_FREE, q, islet_interp_id(a));
+  islet_free(a, small);
+  islet_interp_destroy(a, NULL);
+}
+
+/* A block that took a bigger spare region keeps the rest as room to grow
+ * only until the purge passes: then what it holds is all it maps. */
+Test(purge, the_room_a_spare_region_gives_a_block_goes_back_after_the_delay) {
+  capture_config((islet_config_t){.purge_delay_ms = 50});
+  islet_interp_t *a = islet_interp_new(rt);
+  void *small = islet_malloc(a, 64);
+  unsigned char *p = islet_malloc(a, 400000);
+  memset(p, 0x11, 400000);
+  islet_free(a, p);
+  size_t with_room = heap_mapped(a);
+  unsigned char *q = islet_malloc(a, 30000);
+  cr_assert_eq(q, p);
+  memset(q, 0x22, 30000);
+  cr_assert_eq(heap_mapped(a), with_room);
+  tick_while_mapped(a, with_room);
+  cr_assert_lt(heap_mapped(a), with_room - 300000, "the room went back");
+  for (int i = 0; i < 30000; i++) cr_assert_eq(q[i], 0x22);
+  cr_assert_geq(islet_usable_size(q), 30000);
+  islet_free(a, q);
+  islet_free(a, small);
+  expect_no_event();
+  islet_interp_destroy(a, NULL);
+}
+
 /* The segment of p. */
 static uintptr_t seg_of(const void *p) {
   return (uintptr_t)p & ~(SEG - 1);
