@@ -6,8 +6,8 @@
  *                  one has its own, whose limit is a MemoryError in it only;
  *                  a legacy one (3.11's only kind) allocates from the main
  *                  interpreter's, so a limit it sets is the main one's too
- *   embed reinit   three Py_Initialize/Py_Finalize rounds, each with a heap
- *                  (objects of a round may be freed in the next)
+ *   embed reinit   three Py_Initialize/Py_Finalize rounds on one main heap,
+ *                  never ended (objects of a round may be freed in the next)
  *   embed none     (PYTHONMALLOC=pymalloc) no interpreter has a heap
  */
 #include <islet_cpython.h>
@@ -111,9 +111,12 @@ static int heaps(void) {
 }
 
 static int reinit(void) {
+  islet_interp_t *first = NULL;
   for (int round = 0; round < 3; round++) {
     Py_Initialize();
     if (!islet_cpython_heap() || allocs() < 1000) fail("a round without a heap");
+    if (!first) first = islet_cpython_heap();
+    if (islet_cpython_heap() != first) fail("a round with a new main heap: the last one ended");
     run("import json, decimal\n"
         "d = {str(i): [i, str(i)] for i in range(20000)}\n"
         "s = json.dumps(d)\n");
