@@ -60,19 +60,22 @@ static bool spare_keep(islet_interp_t *in, large_t *lg) {
 }
 
 /* The spare as the region of a block that needs *mapped bytes, grown in
- * place when smaller; *mapped: what it maps.  Past what the block needs,
- * it is room to grow without faults (CPython grows a string or a list in
- * one buffer), until the next purge pass. */
+ * place when smaller, cut to twice that when larger; *mapped: what it maps.
+ * Past what the block needs, it is room to grow without faults (CPython
+ * grows a string or a list in one buffer) until the next purge pass, and
+ * never more than the block: the limit counts the block only. */
 static void *spare_take(islet_interp_t *in, size_t *mapped) {
   void *sp = in->spare;
   size_t want = *mapped, has = in->spare_bytes;
-  if (!sp || want > SPARE_MAX) return NULL;
-  if (has < want) {
-    if (!islet_backend_resize(sp, has, want)) return NULL;
-    has = want;
-  }
-  in->mapped -= in->spare_bytes; /* islet_large_alloc counts the block's */
+  if (!sp || want > SPARE_MAX || (has < want && !islet_backend_resize(sp, has, want))) return NULL;
+  in->mapped -= in->spare_bytes; /* islet_large_alloc counts what the block maps */
   in->spare = NULL;
+  if (has < want) {
+    has = want;
+  } else if (has / 2 > want) {
+    san_unpoison((char *)sp + 2 * want, has - 2 * want); /* its shadow outlives it */
+    if (islet_backend_resize(sp, has, 2 * want)) has = 2 * want;
+  }
   san_unpoison(sp, want); /* the room stays poisoned until the block grows into it */
   *mapped = has;
   return sp;

@@ -6,6 +6,7 @@
  * nothing of islet's.
  */
 #include "internal.h"
+#include <sys/mman.h>
 
 void islet_segment_own(segment_t *seg, islet_interp_t *in) {
   if (seg->h.rt != in->rt) seg->h.rt = in->rt; /* a take-over keeps it: freeing threads read it */
@@ -133,18 +134,39 @@ page_t *islet_page_fresh(islet_interp_t *in, unsigned cls) {
   return pg;
 }
 
+/* Emptied segments a heap keeps resident for its purge delay, so that it
+ * fills them again without a fault (CPython builds a table while the last
+ * one goes).  Past them, an emptied segment goes back at once: a program
+ * that drops a big structure and goes quiet, with no allocation to run a
+ * purge pass, keeps no more than that (pymalloc frees an arena as soon as
+ * it empties). */
+#define WARM_SEGS 2
+
+static bool keeps_warm(islet_interp_t *in, segment_t *seg) {
+  unsigned warm = 0;
+  for (seghdr_t *h = in->segs.next; h != &in->segs; h = h->next) {
+    segment_t *s = (segment_t *)h;
+    warm += s != seg && s->free_pages == USABLE_PAGES && s->purged != USABLE_PAGES;
+  }
+  return warm < WARM_SEGS;
+}
+
 /* The page keeps its geometry, so a later free of one of its blocks is still
  * recognised as a double free until the page is reused.
  *
  * A live interpreter never unmaps a segment: a thread freeing into it may be
  * between setting its remote bit and flagging the segment, and that flag
  * store must land in mapped memory.  A segment that empties gives its
- * physical pages back instead, as any free page does: after the purge delay
- * (purge.c), so that a heap that fills it again soon, as CPython does when
- * it builds a table while the last one goes, takes no fault for it. */
+ * physical pages back instead, the heap's last segment and WARM_SEGS others
+ * after the purge delay, as free pages do (purge.c). */
 void islet_page_free(islet_interp_t *in, page_t *pg) {
   segment_t *seg = seg_of(pg);
   pg->state = PG_FREE;
   seg->free_pages |= (uint64_t)1 << seg_page_index(seg, pg);
   in->npages--;
+  if (seg->free_pages == USABLE_PAGES && in->nsegs > 1 && seg->purged != USABLE_PAGES &&
+      !keeps_warm(in, seg)) {
+    madvise((char *)seg + META_PAGES * PAGE_SIZE, SEG_SIZE - META_PAGES * PAGE_SIZE, MADV_DONTNEED);
+    seg->purged = USABLE_PAGES;
+  }
 }

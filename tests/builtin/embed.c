@@ -121,6 +121,7 @@ static int reinit(void) {
         "d = {str(i): [i, str(i)] for i in range(20000)}\n"
         "s = json.dumps(d)\n");
     if (Py_FinalizeEx() < 0) fail("Py_FinalizeEx");
+    islet_interp_purge(first); /* README: an embedder that carries on */
   }
   puts("reinit ok");
   return 0;

@@ -274,24 +274,30 @@ Test(purge, a_freed_large_region_serves_the_next_large_block_for_the_delay) {
   islet_interp_destroy(a, NULL);
 }
 
-/* A block that took a bigger spare region keeps the rest as room to grow
- * only until the purge passes: then what it holds is all it maps. */
-Test(purge, the_room_a_spare_region_gives_a_block_goes_back_after_the_delay) {
+/* A block that takes a bigger spare region keeps at most its own size
+ * more as room to grow (the limit counts the block only), and that room
+ * goes back at the next purge passes. */
+Test(purge, a_spare_region_gives_a_block_room_up_to_its_size_for_the_delay) {
   capture_config((islet_config_t){.purge_delay_ms = 50});
   islet_interp_t *a = islet_interp_new(rt);
   void *small = islet_malloc(a, 64);
   unsigned char *p = islet_malloc(a, 400000);
   memset(p, 0x11, 400000);
   islet_free(a, p);
-  size_t with_room = heap_mapped(a);
+  size_t spare = heap_mapped(a);
   unsigned char *q = islet_malloc(a, 30000);
   cr_assert_eq(q, p);
+  cr_assert_lt(heap_mapped(a), spare - 300000, "cut to twice the block at once");
+  size_t with_room = heap_mapped(a);
   memset(q, 0x22, 30000);
+  q = islet_realloc(a, q, 55000);
+  cr_assert_eq(q, p, "grown into its room");
   cr_assert_eq(heap_mapped(a), with_room);
+  memset(q + 30000, 0x22, 25000);
   tick_while_mapped(a, with_room);
-  cr_assert_lt(heap_mapped(a), with_room - 300000, "the room went back");
-  for (int i = 0; i < 30000; i++) cr_assert_eq(q[i], 0x22);
-  cr_assert_geq(islet_usable_size(q), 30000);
+  cr_assert_lt(heap_mapped(a), with_room, "the room went back");
+  for (int i = 0; i < 55000; i++) cr_assert_eq(q[i], 0x22);
+  cr_assert_geq(islet_usable_size(q), 55000);
   islet_free(a, q);
   islet_free(a, small);
   expect_no_event();
@@ -306,6 +312,42 @@ static uintptr_t seg_of(const void *p) {
 /* Resident OS pages of the block pages of p's segment. */
 static size_t seg_blocks_resident(const void *p) {
   return resident(seg_of(p) + 2 * PAGE, SEG - 2 * PAGE);
+}
+
+/* Past two emptied segments, the next goes back at once: a program that
+ * drops a big structure and goes quiet, with no allocation to run a purge
+ * pass, keeps no more than that. */
+Test(purge, past_two_emptied_segments_the_next_goes_back_at_once) {
+  capture_config((islet_config_t){.purge_delay_ms = 60000});
+  islet_interp_t *a = islet_interp_new(rt);
+  enum { N = 16384 }; /* 16 MiB of 1 KiB blocks: five segments */
+  static void *b[N];
+  uintptr_t segs[16];
+  unsigned nsegs = 0;
+  for (size_t i = 0; i < N; i++) {
+    b[i] = islet_malloc(a, 1024);
+    cr_assert_not_null(b[i]);
+    memset(b[i], 0xab, 1024);
+    if (!nsegs || segs[nsegs - 1] != seg_of(b[i])) segs[nsegs++] = seg_of(b[i]);
+  }
+  cr_assert_geq(nsegs, 5);
+  islet_free(a, b[0]); /* the class keeps that page */
+  for (size_t i = 1; i < N; i++)
+    if (seg_of(b[i]) == segs[1] || seg_of(b[i]) == segs[2] || seg_of(b[i]) == segs[3])
+      islet_free(a, b[i]);
+  unsigned warm = 0, gone = 0;
+  for (unsigned k = 1; k <= 3; k++) {
+    size_t res = seg_blocks_resident((void *)segs[k]);
+    warm += res > 0;
+    gone += res == 0;
+  }
+  cr_assert_eq(warm, 2, "two emptied segments stay for the delay");
+  cr_assert_eq(gone, 1, "the third went back at once");
+  for (size_t i = 1; i < N; i++)
+    if (seg_of(b[i]) != segs[1] && seg_of(b[i]) != segs[2] && seg_of(b[i]) != segs[3])
+      islet_free(a, b[i]);
+  expect_no_event();
+  islet_interp_destroy(a, NULL);
 }
 
 /* A segment that empties is free memory like any other: it stays for the
