@@ -28,10 +28,16 @@ size_t islet_large_usable(size_t size, size_t align) {
 
 #define SPARE_MAX ((size_t)1 << 20)
 
+/* A region of in's, which the map no longer names as a block, goes back to
+ * the backend. */
+static void region_unmap(islet_interp_t *in, void *base, size_t bytes) {
+  in->mapped -= bytes;
+  san_unpoison(base, bytes); /* its shadow outlives it */
+  islet_backend_unmap(in->arena, base, bytes);
+}
+
 static void spare_release(islet_interp_t *in) {
-  in->mapped -= in->spare_bytes;
-  san_unpoison(in->spare, in->spare_bytes); /* its shadow outlives it */
-  islet_backend_unmap(in->arena, in->spare, in->spare_bytes);
+  region_unmap(in, in->spare, in->spare_bytes);
   in->spare = NULL;
 }
 
@@ -222,8 +228,5 @@ void islet_large_drop(islet_interp_t *in, large_t *lg) {
     return;
   }
   islet_map_tomb(lg, lg->mapped, in->id, TOMB_FREED);
-  if (spare_keep(in, lg)) return;
-  in->mapped -= lg->mapped;
-  san_unpoison(lg, lg->mapped);
-  islet_backend_unmap(in->arena, lg, lg->mapped);
+  if (!spare_keep(in, lg)) region_unmap(in, lg, lg->mapped);
 }
