@@ -43,17 +43,26 @@ static NOINLINE void *account_slow(islet_interp_t *in, void *p, size_t uncounted
   return p;
 }
 
-/* A block joined the books, its bytes already taken off room (where the
- * fast path tested it).  A new peak is rare once a heap has grown: a
- * running maximum of a random walk moves about sqrt(n) times in n steps.
- * The allocation count counts down to the next tick: its decrement is the
- * count's own increment, and a heap that churns from its free lists (which
- * takes no other slow path) still ticks.  Each test is on its own
- * decrement's flags. */
+/* A block joined the books, its bytes already taken off room and room
+ * found not below 0 (where the fast path took them).  A new peak is rare
+ * once a heap has grown: a running maximum of a random walk moves about
+ * sqrt(n) times in n steps.  The allocation count counts down to the next
+ * tick: its decrement is the count's own increment, and a heap that churns
+ * from its free lists (which takes no other slow path) still ticks.  Each
+ * test is on its own decrement's flags. */
 static inline void *account_alloc(islet_interp_t *in, void *p) {
-  if (UNLIKELY(--in->blocks_room < 0) | UNLIKELY(in->room < 0)) return account_slow(in, p, 1);
+  if (UNLIKELY(--in->blocks_room < 0)) return account_slow(in, p, 1);
   if (UNLIKELY(--in->tick_left == 0)) return account_slow(in, p, 0);
   return p;
+}
+
+/* account_alloc for a block of bytes not yet taken off room. */
+static inline void *account_took(islet_interp_t *in, void *p, size_t bytes) {
+  if (UNLIKELY((in->room -= (ptrdiff_t)bytes) < 0)) {
+    in->blocks_room--;
+    return account_slow(in, p, 1);
+  }
+  return account_alloc(in, p);
 }
 
 /* Of a block's room, only the size bytes asked for are the caller's: ASan
@@ -80,8 +89,7 @@ static void *large_alloc(islet_interp_t *in, size_t size, size_t align) {
   char *p = large_block(lg);
   vg_alloc(p, size, 0);
   guard_room(p, size, lg->size);
-  in->room -= (ptrdiff_t)lg->size;
-  return account_alloc(in, p);
+  return account_took(in, p, lg->size);
 }
 
 /* The redzone on the fast path, which Valgrind never takes (in->redzone is
@@ -96,8 +104,8 @@ static inline void *small_done(islet_interp_t *in, void *p, size_t size) {
 /* small_done for the paths that did not take the block's bytes off room
  * (the fast path did, to test it). */
 static inline void *small_took(islet_interp_t *in, void *p, size_t bs, size_t size) {
-  in->room -= (ptrdiff_t)bs;
-  return small_done(in, p, size);
+  san_unpoison(p, size);
+  return account_took(in, p, bs);
 }
 
 /* The class's current page had no block for us, or the limit is in the
@@ -113,6 +121,15 @@ static NOINLINE void *small_alloc_slow(islet_interp_t *in, unsigned cls, size_t 
   return small_took(in, p, bs, size);
 }
 
+/* The fast path took the block's bytes off room, and found no block in
+ * pg (its class's current page) or the limit in the way: they go back on,
+ * and the slow path takes it from there (with pg's class, not the fast
+ * path's: one register less). */
+static NOINLINE NOIPA void *small_alloc_undo(islet_interp_t *in, size_t size, page_t *pg) {
+  in->room += (ptrdiff_t)pg->bsize;
+  return small_alloc_slow(in, pg->cls, size);
+}
+
 /* The fast path's room ran out: a new peak (the common case while a heap
  * grows, each allocation then moving it) or the limit.  Within the limit
  * the mark was the peak (room is measured from the lower of the two), so
@@ -120,10 +137,10 @@ static NOINLINE void *small_alloc_slow(islet_interp_t *in, unsigned cls, size_t 
  * have had and three stores.  A heap that grows mostly grows in blocks
  * too, so the blocks' peak moves here as well, with no second slow call
  * (account_slow's cheap case).  Anything else is small_alloc_slow's. */
-static NOINLINE void *past_mark(islet_interp_t *in, page_t *pg, size_t size) {
-  size_t bytes = heap_bytes(in) + pg->bsize;
+static NOINLINE NOIPA void *past_mark(islet_interp_t *in, size_t size, page_t *pg) {
+  size_t bytes = heap_bytes(in); /* the block's taken off room already */
   void *p;
-  if (bytes > in->limit || !(p = page_pop(pg, false))) return small_alloc_slow(in, pg->cls, size);
+  if (bytes > in->limit || !(p = page_pop(pg, false))) return small_alloc_undo(in, size, pg);
   in->bytes_peak = in->bytes_mark = bytes;
   in->room = 0;
   san_unpoison(p, size);
@@ -162,16 +179,13 @@ static NOINLINE void *malloc_slow(islet_interp_t *in, size_t size) {
  * fails. */
 void *islet_malloc(islet_interp_t *in, size_t size) {
   if (LIKELY(size - 1 < in->fast_max)) {
-    unsigned cls = islet_small_classes[(size + FAST_REDZONE + 15) >> 4];
+    /* (size + 15) / 16 as the test's size - 1, shifted, plus one */
+    unsigned cls = islet_small_classes[((size - 1 + FAST_REDZONE) >> 4) + 1];
     page_t *pg = in->cur[cls];
-    ptrdiff_t room = in->room - (ptrdiff_t)pg->bsize;
     void *p;
-    if (UNLIKELY(room < 0)) return past_mark(in, pg, size);
-    if (LIKELY(p = page_pop(pg, false))) {
-      in->room = room;
-      return small_done(in, p, size);
-    }
-    return small_alloc_slow(in, pg->cls, size); /* not cls: one register less */
+    if (UNLIKELY((in->room -= (ptrdiff_t)pg->bsize) < 0)) return past_mark(in, size, pg);
+    if (LIKELY(p = page_pop(pg, false))) return small_done(in, p, size);
+    return small_alloc_undo(in, size, pg);
   }
   return malloc_slow(in, size);
 }

@@ -77,7 +77,7 @@ typedef struct {
   page_t *pg;
   long idx;
   _Atomic uint64_t *lw;
-  uint64_t bits, m;
+  uint64_t left; /* the live word with the block's bit cleared */
 } own_block_t;
 
 static inline __attribute__((always_inline)) bool own_live_small(islet_interp_t *in, void *p,
@@ -89,13 +89,13 @@ static inline __attribute__((always_inline)) bool own_live_small(islet_interp_t 
   if (UNLIKELY(!map_at_base((uintptr_t)p) ||
                atomic_load_explicit(&seg->h.fast_owner, memory_order_relaxed) != in))
     return false;
-  b->pg = page_of(p);
+  uintptr_t row = page_row(p);
+  b->pg = page_at_row(seg, row);
   b->idx = page_slot(b->pg, p);
   if (UNLIKELY(b->idx < 0)) return false;
-  b->lw = block_live_word(p, b->idx);
-  b->m = (uint64_t)1 << (b->idx & 63);
-  b->bits = atomic_load_explicit(b->lw, memory_order_relaxed);
-  return LIKELY(b->bits & b->m);
+  b->lw = block_live_word(seg, row, b->idx);
+  b->left = atomic_load_explicit(b->lw, memory_order_relaxed);
+  return LIKELY(bit_clear(&b->left, (unsigned)b->idx));
 }
 
 static inline ptr_class_t classify(const void *p) {

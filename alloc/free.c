@@ -29,7 +29,7 @@ static inline bool freed_by_another(segment_t *seg, page_t *pg, unsigned w, uint
          (atomic_load_explicit(&page_remote(pg)[w], memory_order_relaxed) & m);
 }
 
-/* Clears p's live bit (bits: the word's value), pushes it on its page's free
+/* Stores p's live word with its bit cleared (left), pushes it on its page's free
  * list, takes it off the books and makes its page the class's current one.
  * A page that was full goes back to its class's list, and one that empties
  * may go back to its segment: out of line, so a free into a full page (one
@@ -39,13 +39,15 @@ static inline bool freed_by_another(segment_t *seg, page_t *pg, unsigned w, uint
  * list ran empty takes the call too, which finds it was not full. */
 static inline __attribute__((always_inline)) void block_freed(islet_interp_t *in, page_t *pg,
                                                               long idx, _Atomic uint64_t *lw,
-                                                              uint64_t bits, uint64_t m, void *p,
-                                                              bool vg) {
+                                                              uint64_t left, void *p, bool vg) {
   san_poison(p, pg->bsize);
-  atomic_store_explicit(lw, bits ^ m, memory_order_relaxed); /* the bit is set: both callers ask */
+  atomic_store_explicit(lw, left, memory_order_relaxed);
   bool list_was_empty = page_push(pg, (unsigned)idx, p, vg) == LIST_END;
   books_out(in, pg->bsize, 1);
-  if (UNLIKELY(--pg->used == 0) || UNLIKELY(list_was_empty))
+  /* two tests, not one ||: with one, gcc tests the head first and keeps used in a register */
+  if (UNLIKELY(--pg->used == 0))
+    islet_page_after_free(in, pg);
+  else if (UNLIKELY(list_was_empty))
     islet_page_after_free(in, pg);
   else
     in->cur[pg->cls] = pg; /* reuse what was just freed: it is in cache */
@@ -58,13 +60,13 @@ static void free_small_local(islet_interp_t *in, segment_t *seg, page_t *pg, lon
   unsigned w = (unsigned)idx >> 6;
   uint64_t m = (uint64_t)1 << (idx & 63);
   _Atomic uint64_t *lw = &page_live(pg)[w];
-  uint64_t bits = atomic_load_explicit(lw, memory_order_relaxed);
-  if (UNLIKELY(!(bits & m) || freed_by_another(seg, pg, w, m))) {
+  uint64_t left = atomic_load_explicit(lw, memory_order_relaxed);
+  if (UNLIKELY(!bit_clear(&left, (unsigned)idx) || freed_by_another(seg, pg, w, m))) {
     islet_report(in->rt, caller, ISLET_EDOUBLE_FREE, p, in->id);
     return;
   }
   vg_free(p);
-  block_freed(in, pg, idx, lw, bits, m, p, vg_on());
+  block_freed(in, pg, idx, lw, left, p, vg_on());
 }
 
 /* A live block of an ended interpreter (orphan.c): freed as its owner
@@ -135,7 +137,7 @@ static NOINLINE void free_slow(islet_interp_t *caller, void *p) {
 static inline __attribute__((always_inline)) bool free_fast(islet_interp_t *in, void *p) {
   own_block_t b;
   if (LIKELY(own_live_small(in, p, &b))) {
-    block_freed(in, b.pg, b.idx, b.lw, b.bits, b.m, p, false);
+    block_freed(in, b.pg, b.idx, b.lw, b.left, p, false);
     return true;
   }
   return false;
@@ -147,9 +149,10 @@ static inline __attribute__((always_inline)) bool free_fast(islet_interp_t *in, 
  * unusual takes the classified path, as islet_free would. */
 void islet_free_moved(islet_interp_t *in, void *p, const own_block_t *b) {
   segment_t *seg = seg_of(p);
-  uint64_t bits = atomic_load_explicit(b->lw, memory_order_relaxed);
-  if (LIKELY(atomic_load_explicit(&seg->h.fast_owner, memory_order_relaxed) == in && (bits & b->m)))
-    block_freed(in, b->pg, b->idx, b->lw, bits, b->m, p, false);
+  uint64_t left = atomic_load_explicit(b->lw, memory_order_relaxed);
+  if (LIKELY(atomic_load_explicit(&seg->h.fast_owner, memory_order_relaxed) == in &&
+             bit_clear(&left, (unsigned)b->idx)))
+    block_freed(in, b->pg, b->idx, b->lw, left, p, false);
   else
     free_slow(in, p);
 }

@@ -27,6 +27,14 @@
 #define LIKELY(x) __builtin_expect(!!(x), 1)
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define NOINLINE __attribute__((noinline))
+/* A slow path that takes its arguments as the fast path has them, not
+ * split into the fields it reads (gcc's IPA-SRA would make the fast path
+ * load them for it). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define NOIPA __attribute__((noipa))
+#else
+#define NOIPA
+#endif
 
 #define SEG_SHIFT 22 /* 4 MiB segments: the owner map's granule */
 #define SEG_SIZE ((size_t)1 << SEG_SHIFT)
@@ -126,7 +134,7 @@ typedef struct large {
 enum { LARGE_LIVE = 1, LARGE_REMOTE, LARGE_DEAD };
 
 _Static_assert(sizeof(segment_t) <= META_PAGES * PAGE_SIZE, "segment header too big");
-_Static_assert(sizeof(page_t) == 64, "see page_of");
+_Static_assert(sizeof(page_t) == 64, "see page_row");
 _Static_assert(PAGE_WORDS == 64 && sizeof(uint64_t[PAGE_WORDS]) == 8 * sizeof(page_t),
                "see page_bits (a bitmap row is 8 descriptors) and block_live_word");
 _Static_assert(PAGE_OS_PAGES == 16 && 2 * sizeof(uint64_t[SEG_PAGES][PAGE_WORDS]) / OS_PAGE <= 32,
@@ -405,11 +413,14 @@ static inline segment_t *seg_of(const void *p) {
 static inline unsigned page_index(const void *p) {
   return (unsigned)(((uintptr_t)p & (SEG_SIZE - 1)) >> PAGE_SHIFT);
 }
-/* The descriptor of p's page: descriptors are 64 bytes apart. */
-static inline page_t *page_of(const void *p) {
-  uintptr_t a = (uintptr_t)p;
-  return (page_t *)((a & ~(SEG_SIZE - 1)) + offsetof(segment_t, pages) +
-                    ((a >> (PAGE_SHIFT - 6)) & ((uintptr_t)(SEG_PAGES - 1) << 6)));
+/* The offset of p's page's descriptor in its segment's pages: descriptors
+ * are 64 bytes apart, so it is a shift and a mask of p (a bitmap row is 8
+ * times that: block_live_word). */
+static inline uintptr_t page_row(const void *p) {
+  return ((uintptr_t)p >> (PAGE_SHIFT - 6)) & ((uintptr_t)(SEG_PAGES - 1) << 6);
+}
+static inline page_t *page_at_row(segment_t *seg, uintptr_t row) {
+  return (page_t *)((char *)seg + offsetof(segment_t, pages) + row);
 }
 static inline unsigned seg_page_index(const segment_t *seg, const page_t *pg) {
   return (unsigned)(pg - seg->pages);
@@ -429,11 +440,10 @@ static inline _Atomic uint64_t *page_remote(page_t *pg) {
   return page_bits(pg, offsetof(segment_t, remote));
 }
 
-/* The live word of block idx of p's page, from p: its row is p's page
- * index times PAGE_WORDS, the same mask and shift as page_of's. */
-static inline _Atomic uint64_t *block_live_word(const void *p, long idx) {
-  uintptr_t a = (uintptr_t)p, row = (a >> (PAGE_SHIFT - 6)) & ((uintptr_t)(SEG_PAGES - 1) << 6);
-  return (_Atomic uint64_t *)((a & ~(SEG_SIZE - 1)) + offsetof(segment_t, live) +
+/* The live word of block idx of the page at row (page_row): the page's
+ * bitmap row starts at 8 times the descriptor's offset. */
+static inline _Atomic uint64_t *block_live_word(segment_t *seg, uintptr_t row, long idx) {
+  return (_Atomic uint64_t *)((char *)seg + offsetof(segment_t, live) +
                               (row + ((uintptr_t)idx >> 6)) * sizeof(uint64_t));
 }
 
@@ -474,6 +484,35 @@ static inline __attribute__((no_sanitize("address"))) void link_set(void *b, uns
   if (vg) vg_noaccess(b, sizeof(link_t));
 }
 
+/* Bit i (mod 64) of *w set (bit_set) or cleared (bit_clear), and whether
+ * it was set before: the fast paths' test and change of a live bit, in a
+ * register's copy of the live word (its load and store stay atomic C).
+ * x86-64's bts and btr do both in one instruction, where a mask, a test
+ * and an or or xor take five. */
+#if defined(__x86_64__) && defined(__GCC_ASM_FLAG_OUTPUTS__)
+static inline bool bit_set(uint64_t *w, unsigned i) {
+  bool was;
+  __asm__("btsq %2, %0" : "+r"(*w), "=@ccc"(was) : "r"((uint64_t)i));
+  return was;
+}
+static inline bool bit_clear(uint64_t *w, unsigned i) {
+  bool was;
+  __asm__("btrq %2, %0" : "+r"(*w), "=@ccc"(was) : "r"((uint64_t)i));
+  return was;
+}
+#else
+static inline bool bit_set(uint64_t *w, unsigned i) {
+  uint64_t m = (uint64_t)1 << (i & 63), was = *w & m;
+  *w |= m;
+  return was;
+}
+static inline bool bit_clear(uint64_t *w, unsigned i) {
+  uint64_t m = (uint64_t)1 << (i & 63), was = *w & m;
+  *w &= ~m;
+  return was;
+}
+#endif
+
 /* The head of pg's free list, marked live; NULL when the list is empty or
  * its head is not a free block of the page (a freed block was written to:
  * islet_class_refill reports it).  A page that fills stays in its
@@ -484,12 +523,11 @@ static inline void *page_pop(page_t *pg, bool vg) {
   if (UNLIKELY(i >= pg->nblocks)) return NULL;
   char *p = page_block(pg, i); /* read before the live word's store, which may alias */
   _Atomic uint64_t *lw = &pg->live[i >> 6];
-  uint64_t m = (uint64_t)1 << (i & 63);
   uint64_t bits = atomic_load_explicit(lw, memory_order_relaxed);
-  if (UNLIKELY(bits & m)) return NULL;
+  if (UNLIKELY(bit_set(&bits, i))) return NULL;
   pg->free = (uint16_t)link_get(p, vg);
   pg->used++;
-  atomic_store_explicit(lw, bits | m, memory_order_relaxed);
+  atomic_store_explicit(lw, bits, memory_order_relaxed);
   return p;
 }
 

@@ -21,7 +21,10 @@ _Static_assert(ISLET_SIZE_CLASSES == 60, "one empty page per class");
 
 /* in->pages[cls] lists the class's pages with a free block; in->cur[cls] is
  * the one allocation takes from: the page of the last local free, for the
- * cache warmth of reusing what was just freed, or the list's head. */
+ * cache warmth of reusing what was just freed, or the list's head.  Not a
+ * page that was full: its one free block would be taken by the next
+ * allocation, and the one after would find it full again and go to the
+ * refill (under churn, a free in 13 lands in a full page). */
 static void class_remove(islet_interp_t *in, page_t *pg) {
   if (pg->prev)
     pg->prev->next = pg->next;
@@ -57,19 +60,20 @@ void islet_page_move(islet_interp_t *from, islet_interp_t *to, page_t *pg) {
   if (pg->state == PG_AVAIL) class_push(to, pg);
 }
 
-/* A free made a full page available, emptied a page, or went into a page
- * whose list was empty (free.c, block_freed): the last page of a class
- * stays, others go back to their segment. */
+/* A free made a full page available (it joins its class's list, and the
+ * current page stays), emptied a page, or went into a page whose list was
+ * empty (free.c, block_freed): the last page of a class stays, others go
+ * back to their segment. */
 void islet_page_after_free(islet_interp_t *in, page_t *pg) {
-  if (pg->state == PG_FULL) {
+  bool was_full = pg->state == PG_FULL;
+  if (was_full) {
     pg->state = PG_AVAIL;
     class_push(in, pg);
   }
-  if (pg->used == 0 && (in->pages[pg->cls] != pg || pg->next)) {
+  if (pg->used == 0 && (in->pages[pg->cls] != pg || pg->next))
     islet_page_drop(in, pg);
-    return;
-  }
-  in->cur[pg->cls] = pg;
+  else if (!was_full)
+    in->cur[pg->cls] = pg;
 }
 
 /* Blocks linked by one refill: about 4 KiB of them (mimalloc extends its

@@ -59,6 +59,34 @@ Test(alloc, blocks_never_overlap) {
   for (int i = 0; i < N; i++) islet_free(in, p[i]);
 }
 
+/* A freed block is the next one of its size while its page was not full
+ * (it is in cache); a free into a full page leaves the current page
+ * current, which would otherwise give out that one block and then find its
+ * page full again. */
+Test(alloc, a_free_into_a_full_page_leaves_the_current_page_current) {
+  islet_interp_t *in = islet_interp_new(rt);
+  enum { N = 200, SIZE = 1000 };
+  void *p[N];
+  int n = 0;
+  p[n++] = islet_malloc(in, SIZE);
+  uintptr_t full = (uintptr_t)p[0] >> 16; /* 64 KiB pages */
+  while (n < N && (uintptr_t)(p[n] = islet_malloc(in, SIZE)) >> 16 == full) n++;
+  cr_assert_lt(n, N, "a second page");
+  uintptr_t cur = (uintptr_t)p[n++] >> 16;
+  p[n++] = islet_malloc(in, SIZE); /* the current page has a block out besides */
+  islet_free(in, p[n - 1]);
+  cr_assert_eq(islet_malloc(in, SIZE), p[n - 1], "the block just freed, its page not full");
+  islet_free(in, p[3]);
+  void *q = islet_malloc(in, SIZE);
+  cr_assert_eq((uintptr_t)q >> 16, cur, "from the current page, not the one that was full");
+  cr_assert_neq(q, p[3]);
+  islet_free(in, q);
+  for (int i = 0; i < n; i++)
+    if (i != 3) islet_free(in, p[i]);
+  cr_assert_eq(live_blocks(in), 0);
+  expect_no_event();
+}
+
 Test(alloc, zero_size_gives_unique_minimal_blocks) {
   islet_interp_t *in = islet_interp_new(rt);
   void *a = islet_malloc(in, 0), *b = islet_malloc(in, 0);
