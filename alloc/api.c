@@ -32,7 +32,7 @@ void islet_books_settle(islet_interp_t *in) {
  * One block past the blocks' peak, with the bytes within their mark (the
  * common case while a heap grows: past_mark moved the bytes' peak), moves
  * that peak by one. */
-static NOINLINE void *account_slow(islet_interp_t *in, void *p, size_t uncounted) {
+static NOINLINE void *account_slow(islet_interp_t *in, size_t uncounted, void *p) {
   if (in->blocks_room == -1 && in->room >= 0) {
     in->blocks_peak++;
     in->blocks_room = 0;
@@ -51,8 +51,8 @@ static NOINLINE void *account_slow(islet_interp_t *in, void *p, size_t uncounted
  * from its free lists (which takes no other slow path) still ticks.  Each
  * test is on its own decrement's flags. */
 static inline void *account_alloc(islet_interp_t *in, void *p) {
-  if (UNLIKELY(--in->blocks_room < 0)) return account_slow(in, p, 1);
-  if (UNLIKELY(--in->tick_left == 0)) return account_slow(in, p, 0);
+  if (UNLIKELY(--in->blocks_room < 0)) return account_slow(in, 1, p);
+  if (UNLIKELY(--in->tick_left == 0)) return account_slow(in, 0, p);
   return p;
 }
 
@@ -60,7 +60,7 @@ static inline void *account_alloc(islet_interp_t *in, void *p) {
 static inline void *account_took(islet_interp_t *in, void *p, size_t bytes) {
   if (UNLIKELY((in->room -= (ptrdiff_t)bytes) < 0)) {
     in->blocks_room--;
-    return account_slow(in, p, 1);
+    return account_slow(in, 1, p);
   }
   return account_alloc(in, p);
 }
@@ -148,7 +148,7 @@ static NOINLINE NOIPA void *past_mark(islet_interp_t *in, size_t size, page_t *p
     in->blocks_room--;
   else
     in->blocks_peak++;
-  if (UNLIKELY(--in->tick_left == 0)) return account_slow(in, p, 0);
+  if (UNLIKELY(--in->tick_left == 0)) return account_slow(in, 0, p);
   return p;
 }
 
@@ -179,8 +179,7 @@ static NOINLINE void *malloc_slow(islet_interp_t *in, size_t size) {
  * fails. */
 void *islet_malloc(islet_interp_t *in, size_t size) {
   if (LIKELY(size - 1 < in->fast_max)) {
-    /* (size + 15) / 16 as the test's size - 1, shifted, plus one */
-    unsigned cls = islet_small_classes[((size - 1 + FAST_REDZONE) >> 4) + 1];
+    unsigned cls = in->fast_class[(size - 1 + FAST_REDZONE) >> 4]; /* the test's size - 1 */
     page_t *pg = in->cur[cls];
     void *p;
     if (UNLIKELY((in->room -= (ptrdiff_t)pg->bsize) < 0)) return past_mark(in, size, pg);

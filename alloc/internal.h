@@ -154,6 +154,9 @@ struct islet_interp {
   size_t fast_max;       /* sizes 1..fast_max take the malloc fast path (none under Valgrind) */
   ptrdiff_t blocks_room; /* not beside room: gcc would add the pair in SSE registers */
   size_t tick_left;      /* allocations until the next tick (purge.c) */
+  /* islet_small_classes[k + 1], the class of sizes 16k+1 .. 16k+16, here
+   * for malloc's fast path to read it off in, with no table address */
+  _Alignas(64) uint8_t fast_class[1024 / 16];
   size_t redzone;
   _Atomic uint64_t any_pending; /* some segment or large block has remote frees */
   /* cold */
@@ -166,6 +169,7 @@ struct islet_interp {
   size_t spare_bytes;                /* ... its size */
   bool spare_idle;                   /* ... and it was there at the last purge pass */
   page_t *pages[ISLET_SIZE_CLASSES]; /* each class's pages with a free block */
+  page_t *last[ISLET_SIZE_CLASSES];  /* ... and the last of them (small.c) */
   seghdr_t segs, larges;             /* circular lists with sentinels */
   _Atomic(large_t *) remote_large;
   unsigned id, arena;

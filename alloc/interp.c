@@ -11,6 +11,7 @@
  */
 #include "internal.h"
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static uint64_t now_ns(void) {
@@ -32,7 +33,8 @@ islet_interp_t *islet_current(void) {
 }
 
 islet_interp_t *islet_interp_create(islet_runtime_t *rt) {
-  islet_interp_t *in = calloc(1, sizeof *in);
+  islet_interp_t *in = aligned_alloc(_Alignof(islet_interp_t), sizeof *in); /* see fast_class */
+  if (in) memset(in, 0, sizeof *in);
   if (!in || islet_backend_arena_new(&in->arena)) {
     free(in);
     islet_set_error(ISLET_ENOMEM);
@@ -42,6 +44,7 @@ islet_interp_t *islet_interp_create(islet_runtime_t *rt) {
   in->limit = SIZE_MAX;
   in->redzone = ISLET_ASAN || vg_on() ? ISLET_SAN_REDZONE : 0;
   in->fast_max = vg_on() ? 0 : 1024 - in->redzone; /* Valgrind's client requests are slow-path */
+  memcpy(in->fast_class, islet_small_classes + 1, sizeof in->fast_class);
   list_init(&in->segs);
   list_init(&in->larges);
   in->rt = rt;

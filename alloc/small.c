@@ -19,29 +19,46 @@
 page_t islet_empty_pages[ISLET_SIZE_CLASSES] = {EMPTY20(0), EMPTY20(20), EMPTY20(40)};
 _Static_assert(ISLET_SIZE_CLASSES == 60, "one empty page per class");
 
-/* in->pages[cls] lists the class's pages with a free block; in->cur[cls] is
- * the one allocation takes from: the page of the last local free, for the
- * cache warmth of reusing what was just freed, or the list's head.  Not a
- * page that was full: its one free block would be taken by the next
- * allocation, and the one after would find it full again and go to the
- * refill (under churn, a free in 13 lands in a full page). */
+/* in->pages[cls] lists the class's pages with a free block (its last one
+ * is in->last[cls]); in->cur[cls] is the one allocation takes from: the
+ * page of the last local free, for the cache warmth of reusing what was
+ * just freed, or the list's head.  Not a page that was full: its one free
+ * block would be taken by the next allocation, and the one after would find
+ * it full again and go to the refill (under churn, a free in 13 lands in a
+ * full page).  Such a page joins the list at its end, so that by the time
+ * allocation reaches it, more of its blocks are free (mimalloc queues a
+ * page that is no longer full at the end too). */
 static void class_remove(islet_interp_t *in, page_t *pg) {
   if (pg->prev)
     pg->prev->next = pg->next;
   else
     in->pages[pg->cls] = pg->next;
-  if (pg->next) pg->next->prev = pg->prev;
+  if (pg->next)
+    pg->next->prev = pg->prev;
+  else
+    in->last[pg->cls] = pg->prev;
   pg->next = pg->prev = NULL;
   if (in->cur[pg->cls] == pg)
     in->cur[pg->cls] = in->pages[pg->cls] ? in->pages[pg->cls] : empty_page(pg->cls);
 }
 
-static void class_push(islet_interp_t *in, page_t *pg) {
-  page_t *head = in->pages[pg->cls];
-  pg->prev = NULL;
-  pg->next = head;
-  if (head) head->prev = pg;
-  in->pages[pg->cls] = pg;
+/* pg joins its class's list at its head, or at its end (last). */
+static void class_add(islet_interp_t *in, page_t *pg, bool last) {
+  page_t **head = &in->pages[pg->cls], **tail = &in->last[pg->cls];
+  if (!*head) {
+    pg->prev = pg->next = NULL;
+    *head = *tail = pg;
+  } else if (last) {
+    pg->prev = *tail;
+    pg->next = NULL;
+    (*tail)->next = pg;
+    *tail = pg;
+  } else {
+    pg->prev = NULL;
+    pg->next = *head;
+    (*head)->prev = pg;
+    *head = pg;
+  }
   if (in->cur[pg->cls] == empty_page(pg->cls)) in->cur[pg->cls] = pg;
 }
 
@@ -57,7 +74,7 @@ void islet_page_move(islet_interp_t *from, islet_interp_t *to, page_t *pg) {
   books_out(from, (size_t)pg->used * pg->bsize, pg->used);
   to->npages++;
   books_in(to, (ptrdiff_t)pg->used * pg->bsize, pg->used);
-  if (pg->state == PG_AVAIL) class_push(to, pg);
+  if (pg->state == PG_AVAIL) class_add(to, pg, false);
 }
 
 /* A free made a full page available (it joins its class's list, and the
@@ -68,7 +85,7 @@ void islet_page_after_free(islet_interp_t *in, page_t *pg) {
   bool was_full = pg->state == PG_FULL;
   if (was_full) {
     pg->state = PG_AVAIL;
-    class_push(in, pg);
+    class_add(in, pg, true);
   }
   if (pg->used == 0 && (in->pages[pg->cls] != pg || pg->next))
     islet_page_drop(in, pg);
@@ -180,7 +197,7 @@ static NOINLINE void *class_refill_slow(islet_interp_t *in, unsigned cls) {
   while (islet_orphan_inherit(in, (int)cls));
   page_t *pg = islet_page_fresh(in, cls);
   if (!pg) return NULL;
-  class_push(in, pg);
+  class_add(in, pg, false);
   page_refill(pg);
   return page_pop(pg, true);
 }
