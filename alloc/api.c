@@ -32,7 +32,7 @@ void islet_books_settle(islet_interp_t *in) {
  * One block past the blocks' peak, with the bytes within their mark (the
  * common case while a heap grows: past_mark moved the bytes' peak), moves
  * that peak by one. */
-static NOINLINE void *account_slow(islet_interp_t *in, size_t uncounted, void *p) {
+static NOINLINE void *account_slow(islet_interp_t *in, uint32_t uncounted, void *p) {
   if (in->blocks_room == -1 && in->room >= 0) {
     in->blocks_peak++;
     in->blocks_room = 0;

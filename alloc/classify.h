@@ -67,12 +67,12 @@ static inline ptr_class_t small_class(segment_t *seg, const void *p) {
   return c;
 }
 
-/* The fast paths' question, asked without the owner map's lookup: is p a
- * live block of in's own small pages, in a segment with no remote free
- * pending (its fast owner is flagged then: handoff.c), so that the remote
- * bits need no look?  Its page, index, live word and that word's value;
- * false for everything else (and for every pointer under Valgrind, see
- * fast_owner).  free's fast path and realloc's ask it. */
+/* The fast paths' question, asked of the fast map, not the owner map: is p
+ * a live block of in's own small pages, in a segment with no remote free
+ * pending (its entry is flagged then: handoff.c), so that the remote bits
+ * need no look?  Its page, index, live word and that word's value; false
+ * for everything else (and for every pointer under Valgrind, whose
+ * segments have no entry).  free's fast path and realloc's ask it. */
 typedef struct {
   page_t *pg;
   long idx;
@@ -82,13 +82,8 @@ typedef struct {
 
 static inline __attribute__((always_inline)) bool own_live_small(islet_interp_t *in, void *p,
                                                                  own_block_t *b) {
-  /* seg comes from p, not from the map: the loads below need not wait for
-   * the map's, only the branch on it (a large block's header is its
-   * granule's base too, with no fast owner) */
+  if (UNLIKELY(!fast_own(in, p))) return false;
   segment_t *seg = seg_of(p);
-  if (UNLIKELY(!map_at_base((uintptr_t)p) ||
-               atomic_load_explicit(&seg->h.fast_owner, memory_order_relaxed) != in))
-    return false;
   uintptr_t row = page_row(p);
   b->pg = page_at_row(seg, row);
   b->idx = page_slot(b->pg, p);

@@ -105,7 +105,7 @@ static void free_live(islet_interp_t *caller, void *p, const ptr_class_t *c) {
     islet_large_free(caller, (large_t *)c->h);
   } else if (owner == caller) {
     free_small_local(caller, (segment_t *)c->h, c->pg, c->idx, p, caller);
-    if (atomic_load_explicit(&c->h->fast_owner, memory_order_relaxed) == fast_owner_flagged(caller))
+    if (fast_get(c->h) == (caller->fast_id | FAST_FLAGGED))
       islet_collect_segment(caller, (segment_t *)c->h); /* its next free is a fast one */
   } else {
     cross_free(caller, p, c->owner_id);
@@ -148,10 +148,8 @@ static inline __attribute__((always_inline)) bool free_fast(islet_interp_t *in, 
  * segment (a remote free into it since): both are read again, and anything
  * unusual takes the classified path, as islet_free would. */
 void islet_free_moved(islet_interp_t *in, void *p, const own_block_t *b) {
-  segment_t *seg = seg_of(p);
   uint64_t left = atomic_load_explicit(b->lw, memory_order_relaxed);
-  if (LIKELY(atomic_load_explicit(&seg->h.fast_owner, memory_order_relaxed) == in &&
-             bit_clear(&left, (unsigned)b->idx)))
+  if (LIKELY(fast_own(in, p) && bit_clear(&left, (unsigned)b->idx)))
     block_freed(in, b->pg, b->idx, b->lw, left, p, false);
   else
     free_slow(in, p);

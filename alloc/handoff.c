@@ -28,7 +28,7 @@
  *   large state          any freer: exchange        classify: load           seq_cst, relaxed
  *   page live[] words    owner (orphan: locked)     freer, classify: load    relaxed (1)
  *   seghdr owner, _id    orphan take-over (locked)  any thread               rel/acq (2)
- *   seghdr fast_owner    segment.c, orphan.c        free fast path           relaxed (2)
+ *   fast map entry       owner, take-over, map.c    free fast path           relaxed (5)
  *                        freer: load, CAS to flagged                         seq_cst (4)
  *                        owner: load, store unflagged                        seq_cst (4)
  *   seghdr orphaned      orphan adopt, take-over    free.c: load             rel/acq (3)
@@ -57,8 +57,15 @@
  *     freer flags it after setting that word, so a flag that a collect
  *     clears is set again, or its freer's bit is in the swap; a flag left
  *     over costs the owner one slow free.  A freer whose block is collected
- *     may flag late, hence the CAS from the owner it read: never over a
- *     new owner, nor over NO_FAST_OWNER.
+ *     may flag late, hence the CAS from the owner's id it read: never over
+ *     a new owner's id, nor over 0 (a granule that is no small segment any
+ *     more, or any under Valgrind).
+ * (5) fastmap.c: the owner sets its segment's entry when it makes the
+ *     segment, a take-over (locked) when it gets it, and the owner clears
+ *     it when the granule's owner-map word stops being the segment's
+ *     header.  The fast path compares the entry with the caller's own id:
+ *     an entry that names it was written by the caller's thread, or before
+ *     the lock that gave it the segment was released.
  */
 #include "internal.h"
 
@@ -81,9 +88,9 @@ void islet_remote_free_small(islet_interp_t *caller, segment_t *seg, page_t *pg,
     return;
   }
   islet_flag_pending(&seg->pending, (uint64_t)1 << seg_page_index(seg, pg));
-  islet_interp_t *fast = owner; /* not when flagged already, nor under Valgrind */
-  if (atomic_load(&seg->h.fast_owner) == owner)
-    atomic_compare_exchange_strong(&seg->h.fast_owner, &fast, fast_owner_flagged(owner));
+  uint16_t fast = owner->fast_id; /* not when flagged already, nor under Valgrind */
+  if (fast_get(seg) == fast)
+    atomic_compare_exchange_strong(fast_entry(seg), &fast, fast | FAST_FLAGGED);
   islet_flag_pending(&owner->any_pending, 1);
 }
 
@@ -138,8 +145,8 @@ static void collect_page(islet_interp_t *in, page_t *pg) {
 }
 
 void islet_collect_segment(islet_interp_t *in, segment_t *seg) {
-  if (atomic_load(&seg->h.fast_owner) == fast_owner_flagged(in)) /* before the swap: above */
-    atomic_store(&seg->h.fast_owner, in);
+  if (fast_get(seg) == (in->fast_id | FAST_FLAGGED)) /* before the swap: above */
+    atomic_store(fast_entry(seg), in->fast_id);
   if (!atomic_load(&seg->pending)) return;
   for (uint64_t pend = atomic_exchange(&seg->pending, 0); pend; pend &= pend - 1)
     collect_page(in, &seg->pages[__builtin_ctzll(pend)]);

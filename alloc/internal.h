@@ -27,6 +27,9 @@
 #define LIKELY(x) __builtin_expect(!!(x), 1)
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define NOINLINE __attribute__((noinline))
+/* A variable of the library's own, read on a fast path: its address is
+ * known at link time, with no load of it from the GOT. */
+#define HIDDEN __attribute__((visibility("hidden")))
 /* A slow path that takes its arguments as the fast path has them, not
  * split into the fields it reads (gcc's IPA-SRA would make the fast path
  * load them for it). */
@@ -86,22 +89,10 @@ typedef struct seghdr {
   uint32_t kind;
   _Atomic uint32_t owner_id;
   islet_interp_t *_Atomic owner;
-  islet_interp_t *_Atomic fast_owner; /* owner of a small segment, for the free fast path,
-                                         flagged while remote frees are pending (below);
-                                         NO_FAST_OWNER for large blocks and under Valgrind */
-  struct seghdr *next, *prev;         /* the owner's list of segments or large blocks */
-  islet_runtime_t *rt;                /* the owner's, for good */
-  _Atomic bool orphaned;              /* the owner has ended (orphan.c) */
+  struct seghdr *next, *prev; /* the owner's list of segments or large blocks */
+  islet_runtime_t *rt;        /* the owner's, for good */
+  _Atomic bool orphaned;      /* the owner has ended (orphan.c) */
 } seghdr_t;
-
-/* matches no caller, not even islet_free(NULL, p), which is islet_free_any */
-#define NO_FAST_OWNER ((islet_interp_t *)~(uintptr_t)0)
-/* fast_owner while blocks of the segment have remote frees pending: the
- * owner's frees into it take the slow path, which looks at the remote bits
- * and collects them (handoff.c). */
-static inline islet_interp_t *fast_owner_flagged(islet_interp_t *in) {
-  return (islet_interp_t *)((uintptr_t)in | 1);
-}
 #define USABLE_PAGES (~(uint64_t)0 << META_PAGES) /* a segment's free_pages when empty */
 
 typedef struct segment {
@@ -153,7 +144,8 @@ struct islet_interp {
   ptrdiff_t room;                  /* the books (books_in, below) */
   size_t fast_max;       /* sizes 1..fast_max take the malloc fast path (none under Valgrind) */
   ptrdiff_t blocks_room; /* not beside room: gcc would add the pair in SSE registers */
-  size_t tick_left;      /* allocations until the next tick (purge.c) */
+  uint32_t tick_left;    /* allocations until the next tick (purge.c) */
+  uint16_t fast_id;      /* its small segments' entry in the fast map (fastmap.c) */
   /* islet_small_classes[k + 1], the class of sizes 16k+1 .. 16k+16, here
    * for malloc's fast path to read it off in, with no table address */
   _Alignas(64) uint8_t fast_class[1024 / 16];
@@ -336,17 +328,34 @@ extern _Atomic(map_leaf_t *) islet_map_root[1u << MAP_ROOT_BITS];
 bool islet_map_set(const void *base, size_t size, uintptr_t word);
 void islet_map_tomb(const void *base, size_t size, unsigned id, unsigned tomb);
 
-/* Bit g: granule g's word is its own base, a region's header (a small
- * segment's or a large block's).  The free fast path's one load: a flat
- * bitmap of 2^26 bits, 8 MiB of address space of which only the pages
- * covering islet's granules are ever written (one 4 KiB page covers 128
- * GiB).  Written with the map, after a header's word and before any other. */
 #define MAP_GRANULES ((size_t)1 << (MAP_ADDR_BITS - SEG_SHIFT))
-extern _Atomic uint64_t islet_map_bases[MAP_GRANULES / 64];
-static inline bool map_at_base(uintptr_t a) {
-  uintptr_t g = a >> SEG_SHIFT;
-  if (UNLIKELY(g >= MAP_GRANULES)) return false;
-  return atomic_load_explicit(&islet_map_bases[g >> 6], memory_order_acquire) >> (g & 63) & 1;
+
+/* fastmap.c: granule -> the id of the heap whose small segment starts
+ * there, 0 for none, | FAST_FLAGGED while remote frees into it are pending
+ * (the owner's frees then take the slow path, which looks at the remote
+ * bits and collects them: handoff.c). */
+#define FAST_FLAGGED 0x8000u
+#define NO_FAST_ID 0x7fffu /* a heap's when ids ran out: no entry ever holds it */
+extern HIDDEN _Atomic uint16_t *islet_fast_ids;
+extern HIDDEN size_t islet_fast_granules; /* MAP_GRANULES, or 0 when the table is not there */
+void islet_fast_map_init(void);           /* once, before any heap */
+uint16_t islet_fast_id_take(void);
+void islet_fast_id_give(uint16_t id);
+/* granule's entry: a small segment's, a granule of islet's with the table there */
+static inline _Atomic uint16_t *fast_entry(const void *granule) {
+  return &islet_fast_ids[(uintptr_t)granule >> SEG_SHIFT];
+}
+static inline unsigned fast_get(const void *granule) {
+  return islet_fast_granules ? atomic_load(fast_entry(granule)) : 0;
+}
+void islet_fast_set(const void *granule, uint16_t id); /* nothing without the table */
+/* Whether p's granule is a small segment of in's with no remote free
+ * pending: the free fast path's first question, in one load.  in may be
+ * NULL (islet_free(NULL, p) is islet_free_any). */
+static inline bool fast_own(const islet_interp_t *in, const void *p) {
+  uintptr_t g = (uintptr_t)p >> SEG_SHIFT;
+  if (UNLIKELY(!in) || UNLIKELY(g >= islet_fast_granules)) return false;
+  return LIKELY(atomic_load_explicit(&islet_fast_ids[g], memory_order_relaxed) == in->fast_id);
 }
 
 /* The word of a's granule, for any a below 2^64: an address past 2^48

@@ -44,6 +44,7 @@ islet_interp_t *islet_interp_create(islet_runtime_t *rt) {
   in->limit = SIZE_MAX;
   in->redzone = ISLET_ASAN || vg_on() ? ISLET_SAN_REDZONE : 0;
   in->fast_max = vg_on() ? 0 : 1024 - in->redzone; /* Valgrind's client requests are slow-path */
+  in->fast_id = islet_fast_id_take();
   memcpy(in->fast_class, islet_small_classes + 1, sizeof in->fast_class);
   list_init(&in->segs);
   list_init(&in->larges);
@@ -160,7 +161,8 @@ bool islet_retire_heap(islet_interp_t *in, bool quarantine) {
   if (rec)
     islet_reclaim_submit(in->rt, rec);
   else
-    islet_reclaim_now(in); /* no memory for the list: give it back right here */
+    islet_reclaim_now(in);         /* no memory for the list: give it back right here */
+  islet_fast_id_give(in->fast_id); /* its regions no longer name it */
   free(in);
   return rec && quarantine;
 }

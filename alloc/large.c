@@ -101,7 +101,6 @@ large_t *islet_large_alloc(islet_interp_t *in, size_t size, size_t align) {
   vg_defined(lg, sizeof *lg);
   lg->h.kind = KIND_LARGE;
   atomic_init(&lg->h.owner, in);
-  atomic_init(&lg->h.fast_owner, NO_FAST_OWNER);
   atomic_init(&lg->h.owner_id, in->id);
   atomic_init(&lg->h.orphaned, false);
   lg->h.rt = in->rt;

@@ -9,9 +9,8 @@
  * region that is gone leaves a tombstone, so a late free of it is reported
  * for what it is (a double free, a destroyed owner's block).  Leaves
  * are created once, with a CAS, and never freed; entries are written by the
- * owning interpreter (release) and read by anyone (acquire).  Beside the
- * tree, a flat bitmap says which granules start with a header: the free
- * fast path's question, in one load (islet_map_bases, internal.h).
+ * owning interpreter (release) and read by anyone (acquire).  The free fast
+ * path asks the fast map instead (fastmap.c).
  */
 #include "internal.h"
 #include <sys/mman.h>
@@ -34,22 +33,15 @@ static map_leaf_t *leaf_for(uintptr_t a) {
   return leaf;
 }
 
-_Atomic uint64_t islet_map_bases[MAP_GRANULES / 64];
-
+/* A granule that no longer starts a region (a tombstone, 0, or the inside
+ * of a large block) starts no small segment either: its fast map entry goes
+ * (fastmap.c).  A small segment's owner sets it (segment.c). */
 static bool set_one(uintptr_t a, uintptr_t word) {
   map_leaf_t *leaf = a >> MAP_ADDR_BITS ? NULL : leaf_for(a);
   if (!leaf) return false;
-  uintptr_t g = a >> SEG_SHIFT;
-  _Atomic uint64_t *bases = &islet_map_bases[g >> 6];
-  uint64_t bit = (uint64_t)1 << (g & 63);
-  if (word == a) { /* the header is there: its word first, then its bit */
-    atomic_store_explicit(&(*leaf)[g & (MAP_LEAF_LEN - 1)], word, memory_order_release);
-    atomic_fetch_or_explicit(bases, bit, memory_order_release);
-  } else { /* a header's bit goes before its word */
-    if (atomic_load_explicit(bases, memory_order_relaxed) & bit)
-      atomic_fetch_and_explicit(bases, ~bit, memory_order_release);
-    atomic_store_explicit(&(*leaf)[g & (MAP_LEAF_LEN - 1)], word, memory_order_release);
-  }
+  if (word != a) islet_fast_set((void *)a, 0);
+  atomic_store_explicit(&(*leaf)[(a >> SEG_SHIFT) & (MAP_LEAF_LEN - 1)], word,
+                        memory_order_release);
   return true;
 }
 

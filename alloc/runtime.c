@@ -24,6 +24,7 @@ islet_runtime_t *islet_runtime_new(const islet_config_t *cfg) {
 #ifdef ISLET_HAVE_VALGRIND
   pthread_once(&vg_once, detect_valgrind); /* written once, before any interpreter */
 #endif
+  islet_fast_map_init();
   if (cfg) rt->cfg = *cfg;
   atomic_init(&rt->cross_free, rt->cfg.cross_free);
   pthread_mutex_init(&rt->lock, NULL);

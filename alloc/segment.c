@@ -12,7 +12,7 @@ void islet_segment_own(segment_t *seg, islet_interp_t *in) {
   if (seg->h.rt != in->rt) seg->h.rt = in->rt; /* a take-over keeps it: freeing threads read it */
   atomic_store_explicit(&seg->h.owner, in, memory_order_release); /* in is readable through it */
   atomic_store_explicit(&seg->h.owner_id, in->id, memory_order_relaxed);
-  atomic_store_explicit(&seg->h.fast_owner, vg_on() ? NO_FAST_OWNER : in, memory_order_relaxed);
+  islet_fast_set(seg, vg_on() ? 0 : in->fast_id);
   atomic_store_explicit(&seg->h.orphaned, in->orphaned, memory_order_release);
 }
 
@@ -44,6 +44,7 @@ static segment_t *segment_new(islet_interp_t *in) {
   islet_backend_clear(seg, sizeof *seg);
   segment_init(in, seg);
   if (!islet_map_set(seg, SEG_SIZE, (uintptr_t)seg)) {
+    islet_fast_set(seg, 0); /* segment_init's */
     islet_backend_unmap(in->arena, seg, SEG_SIZE);
     return NULL;
   }
@@ -65,6 +66,7 @@ void *islet_segment_take(islet_interp_t *in) {
     list_del(h);
     in->nsegs--;
     in->mapped -= SEG_SIZE;
+    islet_fast_set(seg, 0); /* a large block's now */
     islet_backend_zero(seg, SEG_SIZE);
     san_unpoison(seg, SEG_SIZE);
     return seg;
