@@ -196,8 +196,7 @@ void *islet_calloc(islet_interp_t *in, size_t n, size_t size) {
     return NULL;
   }
   void *p = islet_malloc(in, total);
-  if (p) memset(p, 0, total);
-  return p;
+  return p ? memset(p, 0, total) : NULL; /* a tail call: no frame to keep p in */
 }
 
 void *islet_aligned_alloc(islet_interp_t *in, size_t align, size_t size) {

@@ -29,6 +29,13 @@ static inline bool freed_by_another(segment_t *seg, page_t *pg, unsigned w, uint
          (atomic_load_explicit(&page_remote(pg)[w], memory_order_relaxed) & m);
 }
 
+/* islet_page_after_free with p where the free had it: the fast path need
+ * not move p out of the way of pg. */
+static NOINLINE NOIPA void page_after_free(islet_interp_t *in, void *p, page_t *pg) {
+  (void)p;
+  islet_page_after_free(in, pg);
+}
+
 /* Stores p's live word with its bit cleared (left), pushes it on its page's free
  * list, takes it off the books and makes its page the class's current one.
  * A page that was full goes back to its class's list, and one that empties
@@ -46,9 +53,9 @@ static inline __attribute__((always_inline)) void block_freed(islet_interp_t *in
   books_out(in, pg->bsize, 1);
   /* two tests, not one ||: with one, gcc tests the head first and keeps used in a register */
   if (UNLIKELY(--pg->used == 0))
-    islet_page_after_free(in, pg);
+    page_after_free(in, p, pg);
   else if (UNLIKELY(list_was_empty))
-    islet_page_after_free(in, pg);
+    page_after_free(in, p, pg);
   else
     in->cur[pg->cls] = pg; /* reuse what was just freed: it is in cache */
 }
