@@ -1,5 +1,7 @@
 /* Shared test fixtures (see common.h). */
 #include "common.h"
+#include <stdio.h>
+#include <unistd.h>
 
 islet_event_t events[MAX_EVENTS];
 int nevents;
@@ -45,6 +47,14 @@ void expect_one_event(islet_error_t e, const void *p, unsigned owner) {
 
 void expect_no_event(void) {
   cr_assert_eq(nevents, 0, "unexpected events: %d", nevents);
+}
+
+size_t statm_bytes(int field) {
+  long pages[2] = {0, 0};
+  FILE *f = fopen("/proc/self/statm", "r");
+  cr_assert(f && fscanf(f, "%ld %ld", &pages[0], &pages[1]) == 2);
+  fclose(f);
+  return (size_t)pages[field] * (size_t)sysconf(_SC_PAGESIZE);
 }
 
 size_t live_blocks(islet_interp_t *in) {

@@ -32,6 +32,10 @@ void expect_no_event(void);
 #define UNDER_ASAN 0
 #endif
 
+/* The process's virtual size (field 0) or resident size (field 1), in
+ * bytes, from /proc/self/statm. */
+size_t statm_bytes(int field);
+
 /* The interpreter's live blocks, from its stats. */
 size_t live_blocks(islet_interp_t *in);
 

@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 TestSuite(owner, .init = setup_default, .fini = teardown_runtime);
 
@@ -217,4 +220,44 @@ Test(owner, free_with_no_interpreter_is_free_any) {
   islet_interp_collect(in); /* p came back as a cross free */
   cr_assert_eq(live_blocks(in), 0);
   cr_assert_eq(islet_usable_size(big), 0);
+}
+
+/* With no room for the fast map (alloc/fastmap.c: 128 MiB of address
+ * space) under RLIMIT_AS, every free asks the owner map, and frees stay
+ * exact: own and cross-interpreter frees, a double free reported once.  In
+ * a child that sets the limit before islet reserves anything (this suite
+ * makes no runtime first); its exit status says what went wrong. */
+static int frees_without_the_fast_map(void) {
+  struct rlimit lim = {statm_bytes(0) + ((size_t)96 << 20), RLIM_INFINITY};
+  if (setrlimit(RLIMIT_AS, &lim)) return 1;
+  void *t =
+      mmap(NULL, (size_t)128 << 20, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (t != MAP_FAILED) return 1; /* the table would fit */
+  setup_default();
+  islet_interp_t *in = islet_interp_new(rt), *other = islet_interp_new(rt);
+  enum { N = 2000 };
+  static void *p[N];
+  for (int i = 0; i < N; i++)
+    if (!(p[i] = islet_malloc(in, 16 + (size_t)i % 500))) return 2;
+  for (int i = 0; i < N; i += 2) islet_free(in, p[i]);
+  for (int i = 1; i < N; i += 2) islet_free(other, p[i]);
+  if (nevents) return 3;
+  islet_free(in, p[0]);
+  if (nevents != 1 || events[0].error != ISLET_EDOUBLE_FREE || events[0].ptr != p[0]) return 4;
+  islet_interp_collect(in);
+  if (live_blocks(in) != 0) return 5;
+  for (int i = 0; i < N; i++) /* and allocation goes on */
+    if (!(p[i] = islet_malloc(in, 16 + (size_t)i % 500))) return 2;
+  return live_blocks(in) == N ? 0 : 5;
+}
+
+Test(fastmap, frees_are_exact_without_room_for_it) {
+  if (UNDER_ASAN) cr_skip_test("ASan's shadow does not fit under RLIMIT_AS");
+  pid_t pid = fork();
+  if (pid == 0) _exit(frees_without_the_fast_map());
+  int st;
+  cr_assert_eq(waitpid(pid, &st, 0), pid);
+  cr_assert(WIFEXITED(st), "the child crashed: signal %d", WTERMSIG(st));
+  cr_assert_eq(WEXITSTATUS(st), 0, "the child's step %d failed (1: no such limit)",
+               WEXITSTATUS(st));
 }

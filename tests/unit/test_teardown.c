@@ -309,16 +309,6 @@ Test(teardown, five_thousand_live_interpreters) {
   expect_no_event();
 }
 
-/* The process's virtual size (field 0) or resident size (field 1), in
- * bytes, from /proc/self/statm. */
-static size_t statm_bytes(int field) {
-  long pages[2] = {0, 0};
-  FILE *f = fopen("/proc/self/statm", "r");
-  cr_assert(f && fscanf(f, "%ld %ld", &pages[0], &pages[1]) == 2);
-  fclose(f);
-  return (size_t)pages[field] * (size_t)sysconf(_SC_PAGESIZE);
-}
-
 static long rss_kib(void) {
   return (long)(statm_bytes(1) / 1024);
 }
