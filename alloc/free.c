@@ -1,7 +1,7 @@
 /* Free: islet_free, islet_try_free, islet_free_any.
  *
  * Why here: the own-interpreter small free is the fast path and should read
- * top to bottom: the bitmap of granule headers and the segment's fast owner,
+ * top to bottom: the fast map's entry for the pointer's granule (fastmap.c),
  * page, block index by multiplication, clear the live bit, push the block,
  * with no lock and no atomic read-modify-write.
  * Everything else classifies the pointer once (classify.h) and acts on the

@@ -6,7 +6,7 @@
  * free state, and the ordering that makes that safe holds only as a whole.
  * A small block: the freeing thread sets its bit in the page's remote
  * bitmap with one atomic OR (which also catches a second free), then flags
- * the page in its segment, the segment's fast owner (the owner's frees
+ * the page in its segment, the segment's fast map entry (the owner's frees
  * into a flagged segment take the slow path, which looks at the remote bits
  * and collects) and the owner, each only when not flagged already, so those
  * stores are paid once per batch.  A large
@@ -61,11 +61,13 @@
  *     a new owner's id, nor over 0 (a granule that is no small segment any
  *     more, or any under Valgrind).
  * (5) fastmap.c: the owner sets its segment's entry when it makes the
- *     segment, a take-over (locked) when it gets it, and the owner clears
- *     it when the granule's owner-map word stops being the segment's
- *     header.  The fast path compares the entry with the caller's own id:
- *     an entry that names it was written by the caller's thread, or before
- *     the lock that gave it the segment was released.
+ *     segment, a take-over (locked) when it gets it; whoever tombstones
+ *     the granule or gives it another owner-map word clears it (the
+ *     owner, its destroyer, an orphan's tidying, the runtime thread), and
+ *     no live heap's id is there by then.  The fast path compares the
+ *     entry with the caller's own id: an entry that names it was written
+ *     by the caller's thread, or before the lock that gave it the segment
+ *     was released.
  */
 #include "internal.h"
 

@@ -335,7 +335,7 @@ void islet_map_tomb(const void *base, size_t size, unsigned id, unsigned tomb);
  * (the owner's frees then take the slow path, which looks at the remote
  * bits and collects them: handoff.c). */
 #define FAST_FLAGGED 0x8000u
-#define NO_FAST_ID 0x7fffu /* a heap's when ids ran out: no entry ever holds it */
+#define NO_FAST_ID 0x7fffu /* a heap's when ids ran out: its segments' entries are 0 */
 extern HIDDEN _Atomic uint16_t *islet_fast_ids;
 extern HIDDEN size_t islet_fast_granules; /* MAP_GRANULES, or 0 when the table is not there */
 void islet_fast_map_init(void);           /* once, before any heap */

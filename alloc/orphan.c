@@ -24,8 +24,8 @@
 #include <stdlib.h>
 
 /* A class keeps one empty page for its next allocation (anywhere in its
- * list: a full page that gets a block back goes in front); an orphan
- * allocates no more. */
+ * list: a full page that gets a block back joins it at the end); an
+ * orphan allocates no more. */
 static void drop_empty_pages(islet_interp_t *o) {
   for (unsigned c = 0; c < ISLET_SIZE_CLASSES; c++)
     for (page_t *pg = o->pages[c], *next; pg; pg = next) {

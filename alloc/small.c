@@ -203,10 +203,11 @@ static NOINLINE void *class_refill_slow(islet_interp_t *in, unsigned cls) {
 }
 
 /* The current page's list is empty.  Most often all of its blocks are out:
- * a free into the full page made it current and the next allocation took
- * that block (free.c).  Such pages leave the class's list here, with no
- * look at their bitmap and no call, and the next page's list serves;
- * anything else is class_refill_slow's. */
+ * the allocations took them all, frees since went into other pages, and
+ * the page is still listed (only the allocation that finds it full takes
+ * it out).  Such pages leave the class's list here, with no look at their
+ * bitmap and no call, and the next page's list serves; anything else is
+ * class_refill_slow's. */
 void *islet_class_refill(islet_interp_t *in, unsigned cls) {
   page_t *pg;
   while ((pg = in->cur[cls]) != empty_page(cls) && pg->free == LIST_END &&

@@ -62,27 +62,35 @@ Test(alloc, blocks_never_overlap) {
 /* A freed block is the next one of its size while its page was not full
  * (it is in cache); a free into a full page leaves the current page
  * current, which would otherwise give out that one block and then find its
- * page full again. */
+ * page full again.  Pages that were full serve again once the current one
+ * is full, before any fresh page, the one waiting longest first (by then
+ * more of its blocks may be free). */
 Test(alloc, a_free_into_a_full_page_leaves_the_current_page_current) {
   islet_interp_t *in = islet_interp_new(rt);
-  enum { N = 200, SIZE = 1000 };
+  enum { N = 400, SIZE = 1000 };
   void *p[N];
-  int n = 0;
-  p[n++] = islet_malloc(in, SIZE);
-  uintptr_t full = (uintptr_t)p[0] >> 16; /* 64 KiB pages */
-  while (n < N && (uintptr_t)(p[n] = islet_malloc(in, SIZE)) >> 16 == full) n++;
-  cr_assert_lt(n, N, "a second page");
-  uintptr_t cur = (uintptr_t)p[n++] >> 16;
-  p[n++] = islet_malloc(in, SIZE); /* the current page has a block out besides */
+  uintptr_t page[3]; /* 64 KiB pages: the first two fill, the third is current */
+  int n = 0, first[3];
+  p[n] = islet_malloc(in, SIZE);
+  for (int k = 0; k < 3; k++) { /* p[n]: the first block of page k */
+    page[k] = (uintptr_t)p[n] >> 16;
+    first[k] = n++;
+    while (k < 2 && n < N && (uintptr_t)(p[n] = islet_malloc(in, SIZE)) >> 16 == page[k]) n++;
+    cr_assert_lt(n, N);
+  }
+  p[n++] = islet_malloc(in, SIZE); /* the current page has two blocks out */
   islet_free(in, p[n - 1]);
   cr_assert_eq(islet_malloc(in, SIZE), p[n - 1], "the block just freed, its page not full");
-  islet_free(in, p[3]);
-  void *q = islet_malloc(in, SIZE);
-  cr_assert_eq((uintptr_t)q >> 16, cur, "from the current page, not the one that was full");
-  cr_assert_neq(q, p[3]);
-  islet_free(in, q);
-  for (int i = 0; i < n; i++)
-    if (i != 3) islet_free(in, p[i]);
+  void *a = p[first[0] + 3], *b = p[first[1] + 3];
+  islet_free(in, a);
+  islet_free(in, b);
+  int from = n;
+  while (n < N && (uintptr_t)(p[n] = islet_malloc(in, SIZE)) >> 16 == page[2]) n++;
+  cr_assert_lt(n, N);
+  cr_assert_gt(n - from, 50, "the current page served first, to its last block");
+  cr_assert_eq(p[n], a, "then the page that was full first, before a fresh one");
+  cr_assert_eq(islet_malloc(in, SIZE), b, "then the other");
+  for (int i = 0; i < n; i++) islet_free(in, p[i]); /* a and b are in p again */
   cr_assert_eq(live_blocks(in), 0);
   expect_no_event();
 }

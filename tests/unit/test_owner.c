@@ -222,6 +222,33 @@ Test(owner, free_with_no_interpreter_is_free_any) {
   cr_assert_eq(islet_usable_size(big), 0);
 }
 
+/* The fast map has ids for 32,766 heaps at once (alloc/fastmap.c).  Heaps
+ * past them free by the classified path: a free of another such heap's
+ * block is a cross free, taken back by its owner, and each one's own frees
+ * stay its own. */
+Test(owner, heaps_past_the_fast_maps_ids_free_as_others_do) {
+  enum { N = 32768 };
+  static islet_interp_t *in[N];
+  for (int i = 0; i < N; i++) cr_assert_not_null(in[i] = islet_interp_new(rt));
+  islet_interp_t *x = in[N - 2], *y = in[N - 1];
+  void *mine = islet_malloc(x, 64), *p = islet_malloc(y, 64);
+  islet_free(x, p);
+  cr_assert_eq(live_blocks(x), 1, "x's books are its own");
+  cr_assert_eq(live_blocks(y), 1, "y's block is on its way back");
+  cr_assert_eq(islet_usable_size(p), 0);
+  islet_interp_collect(y);
+  cr_assert_eq(live_blocks(y), 0);
+  islet_free(x, mine);
+  cr_assert_eq(live_blocks(x), 0);
+  void *again = islet_malloc(in[0], 64);
+  islet_free(y, again);
+  cr_assert_eq(live_blocks(in[0]), 1, "a heap with an id gets its block back too");
+  islet_interp_collect(in[0]);
+  cr_assert_eq(live_blocks(in[0]), 0);
+  expect_no_event();
+  for (int i = 0; i < N; i++) islet_interp_destroy(in[i], NULL);
+}
+
 /* With no room for the fast map (alloc/fastmap.c: 128 MiB of address
  * space) under RLIMIT_AS, every free asks the owner map, and frees stay
  * exact: own and cross-interpreter frees, a double free reported once.  In
