@@ -470,7 +470,7 @@ static inline char *large_block(const large_t *lg) {
 /* Whether p lies in lg's region: the map covers whole granules, and past
  * its end the last one may hold anyone's memory. */
 static inline bool large_holds(const large_t *lg, const void *p) {
-  return (const char *)p < (const char *)lg + lg->mapped;
+  return (const char *)p < (const char *)lg + __atomic_load_n(&lg->mapped, __ATOMIC_RELAXED);
 }
 
 /* small.c */

@@ -134,11 +134,16 @@ static size_t resized(const large_t *lg, size_t size, size_t *mapped) {
   return usable;
 }
 
+/* Other threads read lg->size (islet_usable_size, a cross free's
+ * poisoning) and lg->mapped (large_holds) while the owner resizes: a size
+ * that stays is not written (the purge pass trims only a block's room),
+ * and mapped is stored relaxed, as large_holds loads it (a pointer into
+ * the trimmed tail is no block's either way). */
 static void account_resize(islet_interp_t *in, large_t *lg, size_t usable, size_t mapped) {
   books_in(in, (ptrdiff_t)usable - (ptrdiff_t)lg->size, 0);
   in->mapped += mapped - lg->mapped;
-  lg->size = usable;
-  lg->mapped = mapped;
+  if (usable != lg->size) lg->size = usable;
+  __atomic_store_n(&lg->mapped, mapped, __ATOMIC_RELAXED);
 }
 
 /* Growing buffers (a string built by appending, a list that doubles) would
