@@ -14,8 +14,8 @@
  * kernel page holding an entry is made writable when a segment first needs
  * it (one covers 8 GiB of address space with 4 KiB pages), and never huge.
  *
- * An entry is 0 (no small segment, or any under Valgrind or of a heap
- * without an id), its heap's id, or that id | FAST_FLAGGED while remote
+ * An entry is 0 (no small segment, or one of a heap without an id: past
+ * the ids, or any under Valgrind), its heap's id, or that id | FAST_FLAGGED while remote
  * frees into the segment are pending (handoff.c says who writes it, and
  * with what ordering).  A heap holds its id from its creation until its
  * struct is freed, as an orphan's segments keep naming it, so no entry
@@ -70,6 +70,7 @@ static bool entry_writable(_Atomic uint16_t *e, bool nonzero) {
 
 void islet_fast_set(const void *granule, uint16_t id) {
   if ((uintptr_t)granule >> SEG_SHIFT >= islet_fast_granules) return; /* none, or past 2^48 */
+  if (id == NO_FAST_ID) id = 0; /* a heap without an id: its segments have no entry */
   _Atomic uint16_t *e = fast_entry(granule);
   if (entry_writable(e, id != 0)) atomic_store_explicit(e, id, memory_order_relaxed);
 }

@@ -26,6 +26,7 @@
  *   interp any_pending   freer: load, fetch_or      owner: load, store(0)    seq_cst
  *   interp remote_large  freer: CAS push            owner: exchange(NULL)    seq_cst
  *   large state          any freer: exchange        classify: load           seq_cst, relaxed
+ *   large size, mapped   owner: resize (large.c)    usable, classify: load   relaxed (6)
  *   page live[] words    owner (orphan: locked)     freer, classify: load    relaxed (1)
  *   seghdr owner, _id    orphan take-over (locked)  any thread               rel/acq (2)
  *   fast map entry       owner, take-over, map.c    free fast path           relaxed (5)
@@ -68,6 +69,10 @@
  *     entry with the caller's own id: an entry that names it was written
  *     by the caller's thread, or before the lock that gave it the segment
  *     was released.
+ * (6) mapped is stored and loaded relaxed (large_holds); size is written
+ *     only when it changes, by the owner's realloc of that block, which no
+ *     other thread may use meanwhile: the purge pass's trim of a block's
+ *     room leaves it as it was (large.c, account_resize).
  */
 #include "internal.h"
 

@@ -348,7 +348,8 @@ static inline _Atomic uint16_t *fast_entry(const void *granule) {
 static inline unsigned fast_get(const void *granule) {
   return islet_fast_granules ? atomic_load(fast_entry(granule)) : 0;
 }
-void islet_fast_set(const void *granule, uint16_t id); /* nothing without the table */
+/* nothing without the table; NO_FAST_ID sets 0 */
+void islet_fast_set(const void *granule, uint16_t id);
 /* Whether p's granule is a small segment of in's with no remote free
  * pending: the free fast path's first question, in one load.  in may be
  * NULL (islet_free(NULL, p) is islet_free_any). */

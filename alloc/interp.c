@@ -44,7 +44,7 @@ islet_interp_t *islet_interp_create(islet_runtime_t *rt) {
   in->limit = SIZE_MAX;
   in->redzone = ISLET_ASAN || vg_on() ? ISLET_SAN_REDZONE : 0;
   in->fast_max = vg_on() ? 0 : 1024 - in->redzone; /* Valgrind's client requests are slow-path */
-  in->fast_id = islet_fast_id_take();
+  in->fast_id = vg_on() ? NO_FAST_ID : islet_fast_id_take(); /* Valgrind: no fast path */
   memcpy(in->fast_class, islet_small_classes + 1, sizeof in->fast_class);
   list_init(&in->segs);
   list_init(&in->larges);

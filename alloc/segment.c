@@ -12,7 +12,7 @@ void islet_segment_own(segment_t *seg, islet_interp_t *in) {
   if (seg->h.rt != in->rt) seg->h.rt = in->rt; /* a take-over keeps it: freeing threads read it */
   atomic_store_explicit(&seg->h.owner, in, memory_order_release); /* in is readable through it */
   atomic_store_explicit(&seg->h.owner_id, in->id, memory_order_relaxed);
-  islet_fast_set(seg, vg_on() || in->fast_id == NO_FAST_ID ? 0 : in->fast_id);
+  islet_fast_set(seg, in->fast_id);
   atomic_store_explicit(&seg->h.orphaned, in->orphaned, memory_order_release);
 }
 
