@@ -173,13 +173,18 @@ void islet_runtime_flush(islet_runtime_t *rt) {
   reclaim_wait(rt);
 }
 
-/* Out of address space or memory (RLIMIT_AS, strict overcommit), what
- * destroyed heaps held may still be on its way back: the region is tried
- * again once it is. */
+/* Out of address space or memory (RLIMIT_AS, strict overcommit), the
+ * region is tried again after the heap gives back what it keeps mapped
+ * beyond its blocks (its spare region, its large blocks' room: up to
+ * 1 MiB and more), and again once what destroyed heaps held, which may
+ * still be on its way back, is. */
 void *islet_region_map(islet_interp_t *in, size_t size) {
   void *p = islet_backend_map(in->arena, size);
-  if (!p && reclaim_wait(in->rt)) p = islet_backend_map(in->arena, size);
-  return p;
+  if (p) return p;
+  size_t had = in->mapped;
+  islet_large_purge(in, true);
+  if (in->mapped < had && (p = islet_backend_map(in->arena, size))) return p;
+  return reclaim_wait(in->rt) ? islet_backend_map(in->arena, size) : NULL;
 }
 
 void islet_reclaim_shutdown(islet_runtime_t *rt) {

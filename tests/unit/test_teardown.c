@@ -429,3 +429,30 @@ Test(teardown, emptied_segments_serve_a_large_block_when_the_address_space_runs_
   int st = short_child(large_from_emptied_segments);
   cr_assert_eq(st, 0, "%s", st < 6 ? why[st] : "?");
 }
+
+/* Out of address space, a heap gives back the freed large block's region
+ * it keeps for the next one (the spare) before it fails a block that the
+ * spare cannot serve (over 1 MiB) but whose room it holds. */
+static int spare_goes_before_enomem(void) {
+  islet_interp_t *in = islet_interp_new(rt);
+  enum { MAX = 1000 };
+  static void *blk[MAX];
+  struct rlimit lim = {statm_bytes(0) + ((size_t)256 << 20), RLIM_INFINITY};
+  if (setrlimit(RLIMIT_AS, &lim)) return 1;
+  size_t n = 0;
+  while (n < MAX && (blk[n] = islet_malloc(in, (size_t)1000 << 10))) n++;
+  if (n == MAX || n < 10 || islet_last_error() != ISLET_ENOMEM) return 1;
+  islet_free(in, blk[--n]); /* kept mapped: the spare */
+  void *big = islet_malloc(in, (size_t)1100 << 10);
+  if (!big) return 2;
+  islet_free(in, big);
+  while (n) islet_free(in, blk[--n]);
+  islet_interp_destroy(in, NULL);
+  return 0;
+}
+
+Test(teardown, the_spare_region_goes_back_before_an_allocation_fails) {
+  if (strcmp(islet_backend(), "system")) cr_skip_test("jemalloc decides what it reuses");
+  cr_assert_eq(short_child(spare_goes_before_enomem), 0,
+               "out of address space with a spare region kept");
+}
