@@ -15,9 +15,9 @@
  * it (one covers 8 GiB of address space with 4 KiB pages), and never huge.
  *
  * An entry is 0 (no small segment, or one of a heap without an id: past
- * the ids, or any under Valgrind), its heap's id, or that id | FAST_FLAGGED while remote
- * frees into the segment are pending (handoff.c says who writes it, and
- * with what ordering).  A heap holds its id from its creation until its
+ * the ids, or any under Valgrind), its heap's id, or that id |
+ * FAST_FLAGGED while remote frees into the segment are pending (handoff.c
+ * says who writes it, and with what ordering).  A heap holds its id from its creation until its
  * struct is freed, as an orphan's segments keep naming it, so no entry
  * ever names another heap than its segment's.  Ids run out at 32,766 heaps
  * at once: a heap past that has NO_FAST_ID, its segments' entries are 0,

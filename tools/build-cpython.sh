@@ -67,7 +67,7 @@ echo "build-cpython.sh: building CPython $v${islet:+ with islet} into $prefix (l
     # on the system backend (no jemalloc inside libpython), without the
     # shim, tests or benchmarks.
     # islet's tree is copied as it is now (without builds): a build that
-    # takes half an hour (--pgo) must not see its sources change midway.
+    # takes 40 minutes (--pgo) must not see its sources change midway.
     mkdir -p "$build/islet-src" &&
       (cd "$root" && tar --exclude='./build*' --exclude=./.git --exclude='./fuzz/corpus-*' -cf - .) |
       tar -xf - -C "$build/islet-src" &&

@@ -388,6 +388,18 @@ Test(teardown, an_allocation_waits_for_memory_on_its_way_back) {
                "no memory while a destroyed heap's was on its way back");
 }
 
+/* Under an address space 256 MiB larger than now, blocks of size bytes of
+ * in's, into blk, until it runs out: how many, or 0 when the limit could
+ * not be set or did not end the fill between min and max blocks. */
+static size_t fill_address_space(islet_interp_t *in, void **blk, size_t max, size_t size,
+                                 size_t min) {
+  struct rlimit lim = {statm_bytes(0) + ((size_t)256 << 20), RLIM_INFINITY};
+  if (setrlimit(RLIMIT_AS, &lim)) return 0;
+  size_t n = 0;
+  while (n < max && (blk[n] = islet_malloc(in, size))) n++;
+  return n == max || n < min || islet_last_error() != ISLET_ENOMEM ? 0 : n;
+}
+
 /* Out of address space, a heap whose small blocks are all gone turns an
  * emptied segment into a large block's region, and back into small pages
  * when that block goes. */
@@ -395,11 +407,8 @@ static int large_from_emptied_segments(void) {
   islet_interp_t *in = islet_interp_new(rt), *other = islet_interp_new(rt);
   enum { MAX = 400000 };
   static void *blk[MAX];
-  struct rlimit lim = {statm_bytes(0) + ((size_t)256 << 20), RLIM_INFINITY};
-  if (setrlimit(RLIMIT_AS, &lim)) return 1;
-  size_t n = 0;
-  while (n < MAX && (blk[n] = islet_malloc(in, 1000))) n++;
-  if (n == MAX || n < 1000 || islet_last_error() != ISLET_ENOMEM) return 1;
+  size_t n = fill_address_space(in, blk, MAX, 1000, 1000);
+  if (!n) return 1;
   for (size_t i = 0; i < n; i++) islet_free(in, blk[i]);
   char *big = islet_malloc(in, 200000);
   if (!big) return 2;
@@ -437,11 +446,8 @@ static int spare_goes_before_enomem(void) {
   islet_interp_t *in = islet_interp_new(rt);
   enum { MAX = 1000 };
   static void *blk[MAX];
-  struct rlimit lim = {statm_bytes(0) + ((size_t)256 << 20), RLIM_INFINITY};
-  if (setrlimit(RLIMIT_AS, &lim)) return 1;
-  size_t n = 0;
-  while (n < MAX && (blk[n] = islet_malloc(in, (size_t)1000 << 10))) n++;
-  if (n == MAX || n < 10 || islet_last_error() != ISLET_ENOMEM) return 1;
+  size_t n = fill_address_space(in, blk, MAX, (size_t)1000 << 10, 10);
+  if (!n) return 1;
   islet_free(in, blk[--n]); /* kept mapped: the spare */
   void *big = islet_malloc(in, (size_t)1100 << 10);
   if (!big) return 2;
