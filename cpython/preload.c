@@ -152,11 +152,13 @@ __attribute__((constructor)) static void start(int argc, char **argv) {
   }
   static const char *const cross[] = {"defer", "report", "abort"};
   static const char *const teardown[] = {"release", "quarantine", "orphan"};
+  static const char *const huge[] = {"0", "1"};
   static islet_config_t rt;
   rt = (islet_config_t){.cross_free = (islet_cross_policy_t)pick("ISLET_CROSS_FREE", cross, 3, 0),
                         .teardown = (islet_teardown_t)pick("ISLET_TEARDOWN", teardown, 3, 1),
                         .quarantine_max = ISLET_CPYTHON_QUARANTINE_MAX,
-                        .purge_delay_ms = purge_delay()};
+                        .purge_delay_ms = purge_delay(),
+                        .huge_pages = pick("ISLET_HUGE_PAGES", huge, 2, 0)};
   islet_cpython_config_t cfg = {&rt, limit()};
   if (islet_cpython_install(&cfg)) return;
   PyImport_AppendInittab("islet", islet_cpython_module);

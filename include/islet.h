@@ -144,6 +144,13 @@ typedef struct {
    * An ended heap (ISLET_TEARDOWN_ORPHAN) gives its free memory back at
    * once, whatever the delay. */
   long purge_delay_ms;
+  /* Nonzero: the heaps' 4 MiB segments ask for 2 MiB transparent huge
+   * pages (MADV_HUGEPAGE): fewer data TLB misses, but a segment's memory
+   * becomes resident 2 MiB at a time.  0 (default): 4 KiB pages
+   * (MADV_NOHUGEPAGE) whatever the system's THP mode, so that a heap holds
+   * the OS pages its blocks touch and no more: under THP "always", aligned
+   * segments would otherwise take huge pages as they fault in. */
+  int huge_pages;
 } islet_config_t;
 
 #define ISLET_PURGE_DELAY_DEFAULT 1000

@@ -74,6 +74,7 @@ def run(code, malloc=None, opts=(), args=(), env_more=None):
     env.pop("PYTHONMALLOC", None)
     env.pop("PYTHONDEVMODE", None)
     env.pop("ISLET_PURGE_DELAY", None)
+    env.pop("ISLET_HUGE_PAGES", None)
     if malloc:
         env["PYTHONMALLOC"] = malloc
     env.update(env_more or {})
@@ -219,6 +220,33 @@ def purge_delay():
           f"ISLET_PURGE_DELAY=soon: RSS {ends['soon']} KiB, as the default's {ends[None]}")
 
 
+# The VmFlags of the mapping holding a new list: hg (huge pages asked),
+# nh (refused) or none.
+MAPPING_FLAGS = """
+x = []
+for line in open("/proc/self/smaps"):
+    lo_hi = line.split()[0].split("-")
+    if len(lo_hi) == 2 and not line.startswith("VmFlags"):
+        holds = int(lo_hi[0], 16) <= id(x) < int(lo_hi[1], 16)
+    elif holds and line.startswith("VmFlags:"):
+        flags = line.split()
+        print("hg" if "hg" in flags else "nh" if "nh" in flags else "none")
+        break
+"""
+
+
+def huge_pages():
+    """README's ISLET_HUGE_PAGES: the heaps take 4 KiB pages (nh) whatever
+    the system's THP mode, 2 MiB ones (hg) when it is 1; anything else is 0,
+    with a warning."""
+    for value, want in ((None, "nh"), ("1", "hg"), ("yes", "nh")):
+        r = run(MAPPING_FLAGS, env_more={"ISLET_HUGE_PAGES": value} if value else None)
+        warned = "islet: ISLET_HUGE_PAGES=yes is not valid: using 0" in r.stderr
+        check(r.returncode == 0 and r.stdout.strip() == want and warned == (value == "yes"),
+              f"ISLET_HUGE_PAGES={value}: a list's mapping has {want} ({r.stdout.strip()!r}, "
+              f"warned: {warned})")
+
+
 def smoke():
     r = run(NAME)
     check(r.returncode == 0 and r.stdout.strip() == "islet", f"the default: {r.stdout.strip()}")
@@ -248,6 +276,7 @@ def smoke():
         r = run(NO_HEAP, malloc)
         check(r.returncode == 0, f"PYTHONMALLOC={malloc}: no interpreter has a heap")
     purge_delay()
+    huge_pages()
 
 
 # N cycles of a sub-interpreter (3.13: own-GIL; 3.11: legacy), each followed

@@ -151,6 +151,23 @@ check(r.returncode == 0, f"--limit 0: no limit (exit {r.returncode})")
 r = islet_run(["--limit", "4M", "--", python, "-c", "pass"])
 check(r.returncode == 0, f"--limit 4M, the floor, starts CPython (exit {r.returncode})")
 
+# The heaps take 4 KiB pages (VmFlags nh) whatever the system's THP mode,
+# and 2 MiB ones (hg) with --huge-pages; ISLET_HUGE_PAGES set by hand to
+# anything but 0 or 1 is said, and is 0.
+THP_FLAGS = ("import sys; x = [sys]; a = id(x)\n"
+             "for line in open('/proc/self/smaps'):\n"
+             "    r = line.split()[0].split('-')\n"
+             "    if len(r) == 2 and line[0] != 'V': hit = int(r[0], 16) <= a < int(r[1], 16)\n"
+             "    elif hit and line.startswith('VmFlags:'): print('hg' if ' hg' in line else "
+             "'nh' if ' nh' in line else 'none'); break\n")
+for opts, env_more, want, said in (([], {}, "nh", False), (["--huge-pages"], {}, "hg", False),
+                                   ([], {"ISLET_HUGE_PAGES": "yes"}, "nh", True)):
+    r = islet_run(opts + ["--", python, "-c", THP_FLAGS], env=dict(os.environ, **env_more))
+    warned = "islet: ISLET_HUGE_PAGES=yes is not valid: using 0" in r.stderr
+    check(r.returncode == 0 and r.stdout.strip() == want and warned == said,
+          f"{' '.join(opts) or 'no option'} {env_more or ''}: a block's mapping has {want} "
+          f"({r.stdout.strip()!r}, warned: {warned})")
+
 # -X dev replaces the allocator as PYTHONDEVMODE does; after -c, it is the
 # program's argument.
 for flags in (["-X", "dev"], ["-Xdev"], ["-bX", "dev=1"]):

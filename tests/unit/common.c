@@ -1,6 +1,8 @@
 /* Shared test fixtures (see common.h). */
 #include "common.h"
+#include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 islet_event_t events[MAX_EVENTS];
@@ -61,4 +63,21 @@ size_t live_blocks(islet_interp_t *in) {
   islet_stats_t s;
   islet_interp_stats(in, &s);
   return s.blocks;
+}
+
+/* The VmFlags of the kernel mapping that holds p (/proc/self/smaps), or "". */
+void vma_flags(const void *p, char *out, size_t n) {
+  FILE *f = fopen("/proc/self/smaps", "r");
+  cr_assert(f);
+  char line[512];
+  bool here = false;
+  out[0] = 0;
+  while (fgets(line, sizeof line, f)) {
+    uintptr_t lo, hi;
+    if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR, &lo, &hi) == 2)
+      here = lo <= (uintptr_t)p && (uintptr_t)p < hi;
+    else if (here && !strncmp(line, "VmFlags:", 8))
+      snprintf(out, n, "%s", line + 8);
+  }
+  fclose(f);
 }

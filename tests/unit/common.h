@@ -36,6 +36,9 @@ void expect_no_event(void);
  * bytes, from /proc/self/statm. */
 size_t statm_bytes(int field);
 
+/* The VmFlags of the kernel mapping that holds p (/proc/self/smaps), or "". */
+void vma_flags(const void *p, char *out, size_t n);
+
 /* The interpreter's live blocks, from its stats. */
 size_t live_blocks(islet_interp_t *in);
 

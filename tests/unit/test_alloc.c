@@ -2,7 +2,6 @@
  * zero sizes, usable size, stats. */
 #include "common.h"
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <string.h>
@@ -305,23 +304,6 @@ Test(alloc, realloc_shrinks_a_large_block_in_place) {
   cr_assert(islet_contains(p + small - 1));
   islet_free(in, q);
   expect_no_event();
-}
-
-/* The VmFlags of the kernel mapping that holds p (/proc/self/smaps), or "". */
-static void vma_flags(const void *p, char *out, size_t n) {
-  FILE *f = fopen("/proc/self/smaps", "r");
-  cr_assert(f);
-  char line[512];
-  bool here = false;
-  out[0] = 0;
-  while (fgets(line, sizeof line, f)) {
-    uintptr_t lo, hi;
-    if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR, &lo, &hi) == 2)
-      here = lo <= (uintptr_t)p && (uintptr_t)p < hi;
-    else if (here && !strncmp(line, "VmFlags:", 8))
-      snprintf(out, n, "%s", line + 8);
-  }
-  fclose(f);
 }
 
 static int overcommit_mode(void) {

@@ -198,6 +198,28 @@ static double churn_until_purged(islet_interp_t *in, double seconds) {
   return now_s() - t0;
 }
 
+/* huge_pages 0 (default): the segment asks for 4 KiB pages (VmFlags nh),
+ * whatever the system's THP mode; 1: for huge pages (hg). */
+static void expect_segment_flag(int huge_pages, const char *want, const char * not ) {
+  capture_config((islet_config_t){.huge_pages = huge_pages});
+  islet_interp_t *a = islet_interp_new(rt);
+  void *p = islet_malloc(a, 64);
+  char flags[512];
+  vma_flags(p, flags, sizeof flags);
+  cr_assert(strstr(flags, want), "huge_pages %d: %s wanted in '%s'", huge_pages, want, flags);
+  cr_assert_null(strstr(flags, not ), "huge_pages %d: %s in %s", huge_pages, not, flags);
+  islet_free(a, p);
+  islet_interp_destroy(a, NULL);
+}
+
+Test(purge, a_segment_takes_no_huge_pages_by_default) {
+  expect_segment_flag(0, " nh", " hg");
+}
+
+Test(purge, a_segment_asks_for_huge_pages_when_told) {
+  expect_segment_flag(1, " hg", " nh");
+}
+
 Test(purge, a_live_heap_gives_back_what_stays_free_for_its_delay) {
   capture_config((islet_config_t){.purge_delay_ms = 50});
   islet_interp_t *a = islet_interp_new(rt);
