@@ -278,8 +278,12 @@ void islet_dontneed_runs(char *base, uint64_t mask, size_t unit);
 /* reclaim.c */
 void islet_reclaim_submit(islet_runtime_t *rt, retired_t *rec);
 /* islet_backend_map for in, waiting for destroyed heaps to be given back
- * when it finds nothing.  No lock the runtime thread takes may be held. */
+ * when it finds nothing.  No lock the runtime thread takes may be held.
+ * The region is advised (islet_region_advise). */
 void *islet_region_map(islet_interp_t *in, size_t size);
+/* The page size p .. p + size asks the kernel for: islet_config_t.huge_pages;
+ * for a range a region grew or moved into. */
+void islet_region_advise(islet_interp_t *in, void *p, size_t size);
 void islet_reclaim_now(islet_interp_t *in);
 /* interp.c: tombstones and lists the regions of in, all of them or only the
  * segments with no page in use (which leave the heap); NULL without memory */

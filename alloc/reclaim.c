@@ -178,13 +178,32 @@ void islet_runtime_flush(islet_runtime_t *rt) {
  * beyond its blocks (its spare region, its large blocks' room: up to
  * 1 MiB and more), and again once what destroyed heaps held, which may
  * still be on its way back, is. */
-void *islet_region_map(islet_interp_t *in, size_t size) {
+/* Regions start on a granule, which a kernel in THP "always" mode backs 2
+ * MiB at a time as it faults in, resident whole however little of them the
+ * heap touches (CPython 3.13's workloads measured 1.5x-1.9x pymalloc's
+ * peak RSS that way): huge pages only when asked.  A range mapped next to
+ * an advised one takes nothing from it, so every new or grown one is. */
+void islet_region_advise(islet_interp_t *in, void *p, size_t size) {
+#ifdef MADV_NOHUGEPAGE
+  madvise(p, size, in->rt->cfg.huge_pages ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+#else
+  (void)in, (void)p, (void)size;
+#endif
+}
+
+static void *region_map(islet_interp_t *in, size_t size) {
   void *p = islet_backend_map(in->arena, size);
   if (p) return p;
   size_t had = in->mapped;
   islet_large_purge(in, true);
   if (in->mapped < had && (p = islet_backend_map(in->arena, size))) return p;
   return reclaim_wait(in->rt) ? islet_backend_map(in->arena, size) : NULL;
+}
+
+void *islet_region_map(islet_interp_t *in, size_t size) {
+  void *p = region_map(in, size);
+  if (p) islet_region_advise(in, p, size);
+  return p;
 }
 
 void islet_reclaim_shutdown(islet_runtime_t *rt) {

@@ -38,18 +38,9 @@ static void segment_link(islet_interp_t *in, segment_t *seg) {
   in->mapped += SEG_SIZE;
 }
 
-/* A segment is 4 MiB aligned, so a kernel in THP "always" mode backs it
- * with 2 MiB pages as it faults in, resident whole however little of them
- * the heap uses (CPython 3.13's workloads measured 1.5x-1.9x pymalloc's
- * peak RSS that way): only when asked (islet_config_t.huge_pages). */
-static void segment_advise(islet_interp_t *in, segment_t *seg) {
-  madvise(seg, SEG_SIZE, in->rt->cfg.huge_pages ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
-}
-
 static segment_t *segment_new(islet_interp_t *in) {
   segment_t *seg = islet_region_map(in, SEG_SIZE);
   if (!seg) return NULL;
-  segment_advise(in, seg);
   islet_backend_clear(seg, sizeof *seg);
   segment_init(in, seg);
   if (!islet_map_set(seg, SEG_SIZE, (uintptr_t)seg)) {
