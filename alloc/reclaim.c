@@ -173,11 +173,6 @@ void islet_runtime_flush(islet_runtime_t *rt) {
   reclaim_wait(rt);
 }
 
-/* Out of address space or memory (RLIMIT_AS, strict overcommit), the
- * region is tried again after the heap gives back what it keeps mapped
- * beyond its blocks (its spare region, its large blocks' room: up to
- * 1 MiB and more), and again once what destroyed heaps held, which may
- * still be on its way back, is. */
 /* Regions start on a granule, which a kernel in THP "always" mode backs 2
  * MiB at a time as it faults in, resident whole however little of them the
  * heap touches (CPython 3.13's workloads measured 1.5x-1.9x pymalloc's
@@ -191,6 +186,11 @@ void islet_region_advise(islet_interp_t *in, void *p, size_t size) {
 #endif
 }
 
+/* Out of address space or memory (RLIMIT_AS, strict overcommit), the
+ * region is tried again after the heap gives back what it keeps mapped
+ * beyond its blocks (its spare region, its large blocks' room: up to
+ * 1 MiB and more), and again once what destroyed heaps held, which may
+ * still be on its way back, is. */
 static void *region_map(islet_interp_t *in, size_t size) {
   void *p = islet_backend_map(in->arena, size);
   if (p) return p;
