@@ -281,8 +281,9 @@ void islet_reclaim_submit(islet_runtime_t *rt, retired_t *rec);
  * when it finds nothing.  No lock the runtime thread takes may be held.
  * The region is advised (islet_region_advise). */
 void *islet_region_map(islet_interp_t *in, size_t size);
-/* The page size p .. p + size asks the kernel for: islet_config_t.huge_pages;
- * for a range a region grew or moved into. */
+/* Asks the kernel for the page size islet_config_t.huge_pages says, for
+ * the granules of a region of size bytes at p: every region mapped
+ * (islet_region_map) or grown or moved into (large.c). */
 void islet_region_advise(islet_interp_t *in, void *p, size_t size);
 void islet_reclaim_now(islet_interp_t *in);
 /* interp.c: tombstones and lists the regions of in, all of them or only the

@@ -214,8 +214,8 @@ large_t *islet_large_move(islet_interp_t *in, large_t *lg, size_t size) {
     return NULL;
   }
   islet_map_set(to, mapped, (uintptr_t)to); /* nor this */
-  islet_region_advise(in, to, mapped);
-  san_unpoison(lg, old); /* only the shadow: the range is gone */
+  islet_region_advise(in, to, mapped);      /* the moved pages keep theirs; the span's tail */
+  san_unpoison(lg, old);                    /* only the shadow: the range is gone */
   list_push(&in->larges, &to->h);
   account_resize(in, to, usable, mapped);
   return to;

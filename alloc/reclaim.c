@@ -11,6 +11,8 @@
  * regions are already unreachable (the owner map says "destroyed"), never
  * reused, and islet_runtime_flush() waits for the queue to empty.  Past a
  * backlog of BACKLOG_MAX bytes the destroying thread does the work itself.
+ * A heap that finds no region to map waits here for that memory
+ * (islet_region_map), and asks for the page size of every region it maps.
  */
 #include "internal.h"
 #include <stdlib.h>
@@ -177,10 +179,15 @@ void islet_runtime_flush(islet_runtime_t *rt) {
  * MiB at a time as it faults in, resident whole however little of them the
  * heap touches (CPython 3.13's workloads measured 1.5x-1.9x pymalloc's
  * peak RSS that way): huge pages only when asked.  A range mapped next to
- * an advised one takes nothing from it, so every new or grown one is. */
+ * an advised one takes nothing from it, so every new or grown one is, to
+ * the end of its last granule: that is its span (the system backend maps
+ * it whole; nothing else starts in it), and spans advised whole keep
+ * making one kernel mapping, where an advised head and a plain tail would
+ * make two per large block (backend.c, vm.max_map_count). */
 void islet_region_advise(islet_interp_t *in, void *p, size_t size) {
 #ifdef MADV_NOHUGEPAGE
-  madvise(p, size, in->rt->cfg.huge_pages ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+  size_t span = (size + SEG_SIZE - 1) & ~(SEG_SIZE - 1);
+  madvise(p, span, in->rt->cfg.huge_pages ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
 #else
   (void)in, (void)p, (void)size;
 #endif

@@ -224,6 +224,45 @@ static void expect_region_flags(int huge_pages, const char *want, const char *un
   islet_interp_destroy(a, NULL);
 }
 
+/* Kernel mappings in the process. */
+static size_t mappings(void) {
+  FILE *f = fopen("/proc/self/maps", "r");
+  cr_assert_not_null(f);
+  size_t n = 0;
+  for (int c; (c = fgetc(f)) != EOF;) n += c == '\n';
+  fclose(f);
+  return n;
+}
+
+/* The advice covers a region's whole span, so that neighbouring large
+ * blocks keep sharing a kernel mapping (an advised head and a plain tail
+ * would take two each: vm.max_map_count bounds them).  jemalloc's own
+ * mappings, which it grows as it goes, split where its unused part starts:
+ * a few more. */
+static void expect_large_blocks_share_mappings(int huge_pages) {
+  enum { N = 200 };
+  capture_config((islet_config_t){.huge_pages = huge_pages});
+  islet_interp_t *a = islet_interp_new(rt);
+  static void *large[N];
+  large[0] = islet_malloc(a, 20000);
+  size_t before = mappings();
+  for (int i = 1; i < N; i++) cr_assert_not_null(large[i] = islet_malloc(a, 20000));
+  size_t after = mappings();
+  cr_assert_lt(after, before + N / 4,
+               "huge_pages %d: %zu kernel mappings for %d large blocks, %zu before", huge_pages,
+               after, N, before);
+  for (int i = 0; i < N; i++) islet_free(a, large[i]);
+  islet_interp_destroy(a, NULL);
+}
+
+Test(purge, large_blocks_share_kernel_mappings) {
+  expect_large_blocks_share_mappings(0);
+}
+
+Test(purge, large_blocks_share_kernel_mappings_with_huge_pages) {
+  expect_large_blocks_share_mappings(1);
+}
+
 Test(purge, a_heap_takes_no_huge_pages_by_default) {
   expect_region_flags(0, " nh", " hg");
 }
