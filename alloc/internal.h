@@ -281,10 +281,10 @@ void islet_reclaim_submit(islet_runtime_t *rt, retired_t *rec);
  * when it finds nothing.  No lock the runtime thread takes may be held.
  * The region is advised (islet_region_advise). */
 void *islet_region_map(islet_interp_t *in, size_t size);
-/* Asks the kernel for the page size islet_config_t.huge_pages says, for
- * the granules of a region of size bytes at p: every region mapped
- * (islet_region_map) or grown or moved into (large.c). */
-void islet_region_advise(islet_interp_t *in, void *p, size_t size);
+/* Asks the kernel for 4 KiB pages for the granules of a region of size
+ * bytes at p: every region mapped (islet_region_map) or grown or moved into
+ * (large.c); segments may ask for huge ones after (segment.c). */
+void islet_region_advise(void *p, size_t size);
 void islet_reclaim_now(islet_interp_t *in);
 /* interp.c: tombstones and lists the regions of in, all of them or only the
  * segments with no page in use (which leave the heap); NULL without memory */

@@ -77,7 +77,7 @@ static void *spare_take(islet_interp_t *in, size_t *mapped) {
   in->mapped -= in->spare_bytes; /* islet_large_alloc counts what the block maps */
   in->spare = NULL;
   if (has < want) {
-    islet_region_advise(in, sp, want);
+    islet_region_advise(sp, want);
     has = want;
   } else if (has / 2 > want) {
     san_unpoison((char *)sp + 2 * want, has - 2 * want); /* its shadow outlives it */
@@ -165,7 +165,7 @@ bool islet_large_grow(islet_interp_t *in, large_t *lg, size_t size) {
     return true;
   }
   if (!islet_backend_resize(lg, old, mapped)) return false;
-  islet_region_advise(in, lg, mapped);
+  islet_region_advise(lg, mapped);
   /* only the new granules: a failed map_set clears what it was given */
   uintptr_t from = granule_up((uintptr_t)lg + old), end = (uintptr_t)lg + mapped;
   if (from < end && !islet_map_set((void *)from, end - from, (uintptr_t)lg)) { /* no leaf */
@@ -214,7 +214,7 @@ large_t *islet_large_move(islet_interp_t *in, large_t *lg, size_t size) {
     return NULL;
   }
   islet_map_set(to, mapped, (uintptr_t)to); /* nor this */
-  islet_region_advise(in, to, mapped);      /* the moved pages keep theirs; the span's tail */
+  islet_region_advise(to, mapped);          /* the moved pages keep theirs; the span's tail */
   san_unpoison(lg, old);                    /* only the shadow: the range is gone */
   list_push(&in->larges, &to->h);
   account_resize(in, to, usable, mapped);

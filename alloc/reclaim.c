@@ -178,18 +178,19 @@ void islet_runtime_flush(islet_runtime_t *rt) {
 /* Regions start on a granule, which a kernel in THP "always" mode backs 2
  * MiB at a time as it faults in, resident whole however little of them the
  * heap touches (CPython 3.13's workloads measured 1.5x-1.9x pymalloc's
- * peak RSS that way): huge pages only when asked.  A range mapped next to
- * an advised one takes nothing from it, so every new or grown one is, to
- * the end of its last granule: that is its span (the system backend maps
- * it whole; nothing else starts in it), and spans advised whole keep
- * making one kernel mapping, where an advised head and a plain tail would
- * make two per large block (backend.c, vm.max_map_count). */
-void islet_region_advise(islet_interp_t *in, void *p, size_t size) {
+ * peak RSS that way), so they ask for 4 KiB pages; a heap's segments may
+ * ask for huge ones after (segment.c), never a large block, which would
+ * take a 2 MiB page for 20 KB.  A range mapped next to an advised one takes
+ * nothing from it, so every new or grown one is, to the end of its last
+ * granule: that is its span (the system backend maps it whole; nothing
+ * else starts in it), and spans advised whole keep making one kernel
+ * mapping, where an advised head and a plain tail would make two per
+ * large block (backend.c, vm.max_map_count). */
+void islet_region_advise(void *p, size_t size) {
 #ifdef MADV_NOHUGEPAGE
-  size_t span = (size + SEG_SIZE - 1) & ~(SEG_SIZE - 1);
-  madvise(p, span, in->rt->cfg.huge_pages ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+  madvise(p, (size + SEG_SIZE - 1) & ~(SEG_SIZE - 1), MADV_NOHUGEPAGE);
 #else
-  (void)in, (void)p, (void)size;
+  (void)p, (void)size;
 #endif
 }
 
@@ -209,7 +210,7 @@ static void *region_map(islet_interp_t *in, size_t size) {
 
 void *islet_region_map(islet_interp_t *in, size_t size) {
   void *p = region_map(in, size);
-  if (p) islet_region_advise(in, p, size);
+  if (p) islet_region_advise(p, size);
   return p;
 }
 

@@ -144,14 +144,15 @@ typedef struct {
    * An ended heap (ISLET_TEARDOWN_ORPHAN) gives its free memory back at
    * once, whatever the delay. */
   long purge_delay_ms;
-  /* Nonzero: the regions of the heaps (their 4 MiB segments and large
-   * blocks) ask for 2 MiB transparent huge pages (MADV_HUGEPAGE): fewer
-   * data TLB misses, but memory becomes resident 2 MiB at a time, and a
-   * purge splits a huge page rather than give it back whole.  0 (default):
-   * 4 KiB pages (MADV_NOHUGEPAGE) whatever the system's THP mode, so that a
-   * heap holds the OS pages its blocks touch and no more: under THP
-   * "always", regions, which start on a 4 MiB boundary, would otherwise
-   * take huge pages as they fault in. */
+  /* Nonzero: the heaps' 4 MiB segments, which hold the small blocks, ask
+   * for 2 MiB transparent huge pages (MADV_HUGEPAGE): fewer data TLB
+   * misses, but memory becomes resident 2 MiB at a time, and a purge splits
+   * a huge page rather than give it back whole.  0 (default): 4 KiB pages
+   * (MADV_NOHUGEPAGE) whatever the system's THP mode, so that a heap holds
+   * the OS pages its blocks touch and no more: under THP "always", regions,
+   * which start on a 4 MiB boundary, would otherwise take huge pages as
+   * they fault in.  Large blocks take 4 KiB pages either way: a huge page
+   * would hold 2 MiB for a block of 20 KB. */
   int huge_pages;
 } islet_config_t;
 

@@ -198,11 +198,11 @@ static double churn_until_purged(islet_interp_t *in, double seconds) {
   return now_s() - t0;
 }
 
-/* huge_pages 0 (default): a heap's regions, a segment's and a large
- * block's, new and grown, ask for 4 KiB pages (VmFlags nh) whatever the
- * system's THP mode; 1: for huge pages (hg).  A kernel without THP shows
+/* A heap's regions, a segment's and a large block's, new and grown, ask for
+ * 4 KiB pages (VmFlags nh) whatever the system's THP mode, but a segment's
+ * ask for huge pages (hg) under huge_pages 1.  A kernel without THP shows
  * neither. */
-static void expect_region_flags(int huge_pages, const char *want, const char *unwanted) {
+static void expect_region_flags(int huge_pages, const char *small_want, const char *small_not) {
   if (access("/sys/kernel/mm/transparent_hugepage", F_OK))
     cr_skip_test("this kernel has no transparent huge pages");
   capture_config((islet_config_t){.huge_pages = huge_pages});
@@ -212,6 +212,7 @@ static void expect_region_flags(int huge_pages, const char *want, const char *un
                     islet_realloc(a, islet_malloc(a, sizes[1]), sizes[2])};
   for (int i = 0; i < 3; i++) {
     cr_assert_not_null(blocks[i]);
+    const char *want = i ? " nh" : small_want, *unwanted = i ? " hg" : small_not;
     char *ends[] = {blocks[i], blocks[i] + sizes[i] - 1}, flags[512];
     for (int e = 0; e < 2; e++) {
       vma_flags(ends[e], flags, sizeof flags);
@@ -267,7 +268,7 @@ Test(purge, a_heap_takes_no_huge_pages_by_default) {
   expect_region_flags(0, " nh", " hg");
 }
 
-Test(purge, a_heap_asks_for_huge_pages_when_told) {
+Test(purge, a_heap_asks_for_huge_pages_for_small_blocks_when_told) {
   expect_region_flags(1, " hg", " nh");
 }
 
