@@ -7,13 +7,16 @@
     py=$(tools/build-cpython.sh 3.13 --with-islet)/bin/python3.13
     python3 bench/python/allocators.py $py --rounds 30             # 2-5 min
     python3 bench/python/allocators.py $py --only '' --owngil 20   # 3-7 min
+    python3 bench/python/allocators.py $py --alloc islet+ISLET_HUGE_PAGES=1,islet,pymalloc
 
 Why: a CPython with islet compiled in (tools/build-cpython.sh 3.13
 --with-islet) has islet, pymalloc and mimalloc behind the same calls, one
 PYTHONMALLOC value apart.  pybench.py compares `islet run` with a plain
 python; this compares PYTHONMALLOC values on one binary, so no preload and no
 other build gets in the way.  The first --alloc value is measured against
-each of the others (default: islet against pymalloc and mimalloc).
+each of the others (default: islet against pymalloc and mimalloc); a value
+may carry environment settings after a '+', so that one allocator runs
+with and without one (islet+ISLET_HUGE_PAGES=1).
 
 Each round runs every workload of workloads.py once per allocator, each as a
 fresh process, the allocators in an order that rotates from round to round.
@@ -82,9 +85,12 @@ print(min(seq)[0], min(par)[0], sum(c for _, c in par) / sum(c for _, c in seq))
 
 
 def measure(cmd, alloc):
-    """Wall and CPU seconds, peak RSS (KiB) and stdout of one child."""
+    """Wall and CPU seconds, peak RSS (KiB) and stdout of one child.  alloc
+    is a PYTHONMALLOC value, with environment settings after it, each after
+    a '+' (islet+ISLET_HUGE_PAGES=1)."""
     r, w = os.pipe()
-    env = dict(os.environ, PYTHONMALLOC=alloc)
+    name, *settings = alloc.split("+")
+    env = dict(os.environ, PYTHONMALLOC=name, **dict(s.split("=", 1) for s in settings))
     t0 = time.perf_counter()
     pid = os.fork()
     if pid == 0:
