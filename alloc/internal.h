@@ -138,6 +138,14 @@ _Static_assert(ISLET_MAX_ALIGN < SEG_SIZE, "a large block must start in its firs
 
 #define MAX_HOOKS 8 /* modules' hooks per runtime (module.h) */
 
+/* A freed large block's region a heap keeps for its next ones (large.c). */
+#define SPARES 2
+typedef struct {
+  void *base; /* NULL: none */
+  size_t bytes;
+  bool idle; /* it was there at the last purge pass */
+} spare_t;
+
 struct islet_interp {
   /* hot, owner only */
   page_t *cur[ISLET_SIZE_CLASSES]; /* the page each class allocates from (small.c) */
@@ -157,9 +165,7 @@ struct islet_interp {
   size_t allocs; /* made before the last tick (islet_allocs) */
   size_t remote_processed, remote_sent, bad_frees;
   size_t nsegs, npages, nlarge, mapped;
-  void *spare;                       /* a freed large block's region kept for the next (large.c) */
-  size_t spare_bytes;                /* ... its size */
-  bool spare_idle;                   /* ... and it was there at the last purge pass */
+  spare_t spares[SPARES];            /* freed large blocks' regions kept, newest first (large.c) */
   page_t *pages[ISLET_SIZE_CLASSES]; /* each class's pages with a free block */
   page_t *last[ISLET_SIZE_CLASSES];  /* ... and the last of them (small.c) */
   seghdr_t segs, larges;             /* circular lists with sentinels */
@@ -281,10 +287,11 @@ void islet_reclaim_submit(islet_runtime_t *rt, retired_t *rec);
  * when it finds nothing.  No lock the runtime thread takes may be held.
  * The region is advised (islet_region_advise). */
 void *islet_region_map(islet_interp_t *in, size_t size);
-/* Asks the kernel for 4 KiB pages for the granules of a region of size
- * bytes at p: every region mapped (islet_region_map) or grown or moved into
- * (large.c); segments may ask for huge ones after (segment.c). */
-void islet_region_advise(void *p, size_t size);
+/* Asks the kernel for 4 KiB pages for the granules a region at p spans
+ * with to bytes and did not with from (0: a new one): every region mapped
+ * (islet_region_map) or grown or moved into (large.c); segments may ask
+ * for huge ones after (segment.c). */
+void islet_region_advise(void *p, size_t from, size_t to);
 void islet_reclaim_now(islet_interp_t *in);
 /* interp.c: tombstones and lists the regions of in, all of them or only the
  * segments with no page in use (which leave the heap); NULL without memory */
@@ -604,7 +611,7 @@ large_t *islet_large_move(islet_interp_t *in, large_t *lg, size_t size);
 void islet_large_collect(islet_interp_t *in);
 /* The owner's end of its large block lg, claimed (state not LIVE). */
 void islet_large_drop(islet_interp_t *in, large_t *lg);
-/* The spare region goes back, now or (decayed) if unused since the last
+/* The spare regions go back, now or (decayed) if unused since the last
  * pass, and live blocks' room past their size. */
 void islet_large_purge(islet_interp_t *in, bool now);
 

@@ -6,12 +6,14 @@
  * segment.  A free from another thread goes through the hand-off
  * (handoff.c), which ends here, on the owner's side (islet_large_drop).
  *
- * One freed region of up to SPARE_MAX stays mapped for the heap's next
- * large block (the spare): CPython reads each module's .pyc into a bytes
- * object of 10-100 KiB and frees it, and grows big strings and lists in a
- * buffer it frees; a fresh region for each would fault every page in again,
- * where glibc's malloc, behind pymalloc, reuses its heap.  The spare goes
- * back after the purge delay if unused (purge.c), and when the heap ends.
+ * The last SPARES freed regions of up to SPARE_MAX each stay mapped for
+ * the heap's next large blocks (the spares): CPython reads each module's
+ * .pyc into a bytes object of 10-100 KiB and frees it, and builds a big
+ * string in a buffer or a list of pieces it frees (json's dump alternates
+ * the two each round); a fresh region for each would fault every page in
+ * again, where glibc's malloc, behind pymalloc, reuses its heap.  A spare
+ * goes back after the purge delay if unused (purge.c), and when the heap
+ * ends.
  */
 #include "internal.h"
 #include <sys/mman.h>
@@ -36,50 +38,79 @@ static void region_unmap(islet_interp_t *in, void *base, size_t bytes) {
   islet_backend_unmap(in->arena, base, bytes);
 }
 
-static void spare_release(islet_interp_t *in) {
-  region_unmap(in, in->spare, in->spare_bytes);
-  in->spare = NULL;
+/* Spare i leaves the list (the newer ones keep their order). */
+static spare_t spare_out(islet_interp_t *in, unsigned i) {
+  spare_t sp = in->spares[i];
+  for (; i + 1 < SPARES; i++) in->spares[i] = in->spares[i + 1];
+  in->spares[SPARES - 1].base = NULL;
+  return sp;
 }
 
-/* The spare goes when unused since the last pass (or now), and so does
+/* The spares go when unused since the last pass (or now), and so does
  * the room a spare gave a block past what the block holds. */
 void islet_large_purge(islet_interp_t *in, bool now) {
   for (seghdr_t *h = in->larges.next; h != &in->larges; h = h->next)
     islet_large_shrink(in, (large_t *)h, ((large_t *)h)->size);
-  if (!in->spare) return;
-  if (now || in->spare_idle)
-    spare_release(in);
-  else
-    in->spare_idle = true;
+  for (unsigned i = SPARES; i-- > 0;) {
+    spare_t *sp = &in->spares[i];
+    if (!sp->base) continue;
+    if (now || sp->idle) {
+      spare_t gone = spare_out(in, i);
+      region_unmap(in, gone.base, gone.bytes);
+    } else {
+      sp->idle = true;
+    }
+  }
 }
 
 /* A live heap's dropped region (its tombstone in the map) becomes the
- * spare, in place of any older one; its header is not read again. */
+ * newest spare, the oldest going back when all are kept; its header is not
+ * read again. */
 static bool spare_keep(islet_interp_t *in, large_t *lg) {
   if (in->orphaned || vg_on() || lg->mapped > SPARE_MAX) return false;
-  if (in->spare) spare_release(in);
-  in->spare = lg;
-  in->spare_bytes = lg->mapped;
-  in->spare_idle = false;
+  if (in->spares[SPARES - 1].base) {
+    spare_t gone = spare_out(in, SPARES - 1);
+    region_unmap(in, gone.base, gone.bytes);
+  }
+  for (unsigned i = SPARES - 1; i > 0; i--) in->spares[i] = in->spares[i - 1];
+  in->spares[0] = (spare_t){lg, lg->mapped, false};
   san_poison(lg, lg->mapped); /* a use after free of anything in it is caught */
   return true;
 }
 
-/* The spare as the region of a block that needs *mapped bytes, grown in
- * place when smaller, cut to twice that when larger; *mapped: what it maps.
- * Past what the block needs, it is room to grow without faults (CPython
- * grows a string or a list in one buffer) until the next purge pass, and
- * never more than the block: the limit counts the block only. */
+/* Whether a spare of has bytes serves a block that maps want better than
+ * one of had: one that holds it before one that does not (which grows in
+ * place); of two that do, the smaller; of two that do not, the larger. */
+static bool better(size_t has, size_t had, size_t want) {
+  if ((has >= want) != (had >= want)) return has >= want;
+  return has >= want ? has < had : has > had;
+}
+
+static int spare_pick(const islet_interp_t *in, size_t want) {
+  int best = -1;
+  for (int i = 0; i < SPARES && in->spares[i].base; i++)
+    if (best < 0 || better(in->spares[i].bytes, in->spares[best].bytes, want)) best = i;
+  return best;
+}
+
+/* A spare as the region of a block that needs *mapped bytes, grown in
+ * place when smaller; *mapped: what it maps.  Past what the block needs,
+ * it is room to grow without faults (CPython grows a string or a list in
+ * one buffer) until the next purge pass.  A heap with a limit, which
+ * counts the block only, cuts the room to the block's size. */
 static void *spare_take(islet_interp_t *in, size_t *mapped) {
-  void *sp = in->spare;
-  size_t want = *mapped, has = in->spare_bytes;
-  if (!sp || want > SPARE_MAX || (has < want && !islet_backend_resize(sp, has, want))) return NULL;
-  in->mapped -= in->spare_bytes; /* islet_large_alloc counts what the block maps */
-  in->spare = NULL;
+  size_t want = *mapped;
+  int i = want > SPARE_MAX ? -1 : spare_pick(in, want);
+  if (i < 0) return NULL;
+  void *sp = in->spares[i].base;
+  size_t has = in->spares[i].bytes;
+  if (has < want && !islet_backend_resize(sp, has, want)) return NULL;
+  spare_out(in, (unsigned)i);
+  in->mapped -= has; /* islet_large_alloc counts what the block maps */
   if (has < want) {
-    islet_region_advise(sp, want);
+    islet_region_advise(sp, has, want);
     has = want;
-  } else if (has / 2 > want) {
+  } else if (in->limit != SIZE_MAX && has / 2 > want) {
     san_unpoison((char *)sp + 2 * want, has - 2 * want); /* its shadow outlives it */
     if (islet_backend_resize(sp, has, 2 * want)) has = 2 * want;
   }
@@ -165,7 +196,7 @@ bool islet_large_grow(islet_interp_t *in, large_t *lg, size_t size) {
     return true;
   }
   if (!islet_backend_resize(lg, old, mapped)) return false;
-  islet_region_advise(lg, mapped);
+  islet_region_advise(lg, old, mapped);
   /* only the new granules: a failed map_set clears what it was given */
   uintptr_t from = granule_up((uintptr_t)lg + old), end = (uintptr_t)lg + mapped;
   if (from < end && !islet_map_set((void *)from, end - from, (uintptr_t)lg)) { /* no leaf */
@@ -214,7 +245,7 @@ large_t *islet_large_move(islet_interp_t *in, large_t *lg, size_t size) {
     return NULL;
   }
   islet_map_set(to, mapped, (uintptr_t)to); /* nor this */
-  islet_region_advise(to, mapped);          /* the moved pages keep theirs; the span's tail */
+  islet_region_advise(to, 0, mapped);       /* the moved pages keep theirs; the span's tail */
   san_unpoison(lg, old);                    /* only the shadow: the range is gone */
   list_push(&in->larges, &to->h);
   account_resize(in, to, usable, mapped);

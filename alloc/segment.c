@@ -80,7 +80,7 @@ void *islet_segment_take(islet_interp_t *in) {
     in->nsegs--;
     in->mapped -= SEG_SIZE;
     islet_fast_set(seg, 0); /* a large block's now */
-    islet_region_advise(seg, SEG_SIZE);
+    islet_region_advise(seg, 0, SEG_SIZE);
     islet_backend_zero(seg, SEG_SIZE);
     san_unpoison(seg, SEG_SIZE);
     return seg;

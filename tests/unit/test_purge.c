@@ -2,10 +2,12 @@
  * block, and a live heap gives free OS pages back after its purge delay.
  * Residency is read with mincore. */
 #include "common.h"
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -225,6 +227,36 @@ static void expect_region_flags(int huge_pages, const char *small_want, const ch
   islet_interp_destroy(a, NULL);
 }
 
+/* madvise as libislet calls it: this definition comes before libc's, and
+ * counts the calls that ask for 4 KiB pages. */
+static _Atomic unsigned small_page_advice;
+int madvise(void *addr, size_t len, int advice) {
+#ifdef MADV_NOHUGEPAGE
+  if (advice == MADV_NOHUGEPAGE) small_page_advice++;
+#endif
+  return (int)syscall(SYS_madvise, addr, len, advice);
+}
+
+/* A large block grown within its span asks the kernel nothing: only a
+ * region that is new, or that grows into granules it did not span, is
+ * advised (a list that grows in place made a system call at every step). */
+Test(purge, a_large_block_grown_in_place_asks_for_no_page_size) {
+  capture_config((islet_config_t){0});
+  islet_interp_t *a = islet_interp_new(rt);
+  unsigned char *p = islet_malloc(a, 100000);
+  unsigned before = small_page_advice, moves = 0, steps = 0;
+  for (size_t n = 112500; n < 3000000; n += n / 8, steps++) {
+    unsigned char *q = islet_realloc(a, p, n);
+    cr_assert_not_null(q);
+    moves += q != p;
+    p = q;
+  }
+  cr_assert_geq(steps, 20);
+  cr_assert_leq(small_page_advice - before, moves, "one call for each new region at most");
+  islet_free(a, p);
+  islet_interp_destroy(a, NULL);
+}
+
 /* Kernel mappings in the process. */
 static size_t mappings(void) {
   FILE *f = fopen("/proc/self/maps", "r");
@@ -348,12 +380,15 @@ Test(purge, a_freed_large_region_serves_the_next_large_block_for_the_delay) {
   islet_interp_destroy(a, NULL);
 }
 
-/* A block that takes a bigger spare region keeps at most its own size
- * more as room to grow (the limit counts the block only), and that room
- * goes back at the next purge passes. */
-Test(purge, a_spare_region_gives_a_block_room_up_to_its_size_for_the_delay) {
+/* A block that takes a bigger spare region keeps the rest as room to grow
+ * into without a fault, and that room goes back at the next purge passes.
+ * A heap with a limit, which counts blocks only, gives a block no more
+ * room than its own size: what it keeps stays within twice what it may
+ * hold. */
+static void spare_gives_room(size_t limit) {
   capture_config((islet_config_t){.purge_delay_ms = 50});
   islet_interp_t *a = islet_interp_new(rt);
+  islet_interp_set_limit(a, limit);
   void *small = islet_malloc(a, 64);
   unsigned char *p = islet_malloc(a, 400000);
   memset(p, 0x11, 400000);
@@ -361,18 +396,62 @@ Test(purge, a_spare_region_gives_a_block_room_up_to_its_size_for_the_delay) {
   size_t spare = heap_mapped(a);
   unsigned char *q = islet_malloc(a, 30000);
   cr_assert_eq(q, p);
-  cr_assert_lt(heap_mapped(a), spare - 300000, "cut to twice the block at once");
-  size_t with_room = heap_mapped(a);
+  size_t with_room = heap_mapped(a), grow = limit ? 55000 : 350000;
+  if (limit) {
+    cr_assert_lt(with_room, spare - 300000, "cut to twice the block at once");
+  } else {
+    cr_assert_eq(with_room, spare, "the room stays");
+    cr_assert_eq(resident((uintptr_t)q & ~(uintptr_t)(OS_PAGE - 1), 90 * OS_PAGE), 90,
+                 "resident: growing into it faults nothing");
+  }
   memset(q, 0x22, 30000);
-  q = islet_realloc(a, q, 55000);
+  q = islet_realloc(a, q, grow);
   cr_assert_eq(q, p, "grown into its room");
   cr_assert_eq(heap_mapped(a), with_room);
-  memset(q + 30000, 0x22, 25000);
+  memset(q + 30000, 0x22, grow - 30000);
   tick_while_mapped(a, with_room);
   cr_assert_lt(heap_mapped(a), with_room, "the room went back");
-  for (int i = 0; i < 55000; i++) cr_assert_eq(q[i], 0x22);
-  cr_assert_geq(islet_usable_size(q), 55000);
+  for (size_t i = 0; i < grow; i++) cr_assert_eq(q[i], 0x22);
+  cr_assert_geq(islet_usable_size(q), grow);
   islet_free(a, q);
+  islet_free(a, small);
+  expect_no_event();
+  islet_interp_destroy(a, NULL);
+}
+
+Test(purge, a_spare_region_gives_a_block_its_room_for_the_delay) {
+  spare_gives_room(0);
+}
+
+Test(purge, under_a_limit_a_spare_region_gives_a_block_room_up_to_its_size) {
+  spare_gives_room(8 << 20);
+}
+
+/* The last two freed regions serve the next large blocks, each the
+ * smallest that holds it (json's dump and its list of pieces alternate);
+ * a third freed sends the oldest back. */
+Test(purge, the_last_two_freed_regions_serve_the_next_large_blocks) {
+  capture_config((islet_config_t){.purge_delay_ms = 60000});
+  islet_interp_t *a = islet_interp_new(rt);
+  void *small = islet_malloc(a, 64);
+  unsigned char *p1 = islet_malloc(a, 300000), *p2 = islet_malloc(a, 500000);
+  memset(p1, 0x11, 300000);
+  memset(p2, 0x22, 500000);
+  size_t mapped = heap_mapped(a);
+  islet_free(a, p1);
+  islet_free(a, p2);
+  cr_assert_eq(heap_mapped(a), mapped, "both stay");
+  unsigned char *q = islet_malloc(a, 450000), *r = islet_malloc(a, 250000);
+  cr_assert_eq(q, p2, "the one that holds it");
+  cr_assert_eq(r, p1, "and the other");
+  cr_assert_eq(heap_mapped(a), mapped);
+  unsigned char *t = islet_malloc(a, 100000); /* a region of its own */
+  size_t with_t = heap_mapped(a);
+  islet_free(a, t);
+  islet_free(a, r);
+  islet_free(a, q);
+  cr_assert_lt(mapped, with_t);
+  cr_assert_eq(heap_mapped(a), mapped, "the oldest, t's region, went back");
   islet_free(a, small);
   expect_no_event();
   islet_interp_destroy(a, NULL);
