@@ -109,11 +109,20 @@ void islet_py_end_all(void);
  * exit handlers (CPython does, on an uncaught KeyboardInterrupt). */
 extern void (*islet_py_ended_all)(void);
 
-extern _Atomic unsigned islet_py_gen; /* bumped when an interpreter ends */
-typedef struct {
-  PyInterpreterState *py;
+/* A thread's last lookup of the table (interps.c), which the hooks read
+ * on every call.  Who touches it: its thread writes heap and then py, under
+ * interps.c's lock, on a miss; the hooks read both on that thread with no
+ * lock; a retire, under the lock on any thread, clears py in every listed
+ * cache that names the interpreter that ended, before its state is freed
+ * (an interpreter made later may get its address).  py is atomic for that
+ * one store from another thread, relaxed both ways: the retire holds the
+ * lock every other write of py is made under, and the state it clears is
+ * freed, and a new one made at its address, only after. */
+typedef struct islet_py_cache {
+  _Atomic(PyInterpreterState *) py;
   islet_interp_t *heap;
-  unsigned gen;
+  struct islet_py_cache *next; /* the listed caches, under the lock */
+  int listed;                  /* 1: listed; -1: its thread is ending, never listed again */
 } islet_py_cache_t;
 /* initial-exec: every call of the allocator reads it, and the general model
  * costs a __tls_get_addr call each time.  The library is loaded with the

@@ -18,9 +18,8 @@ static int installed;
  * leaves: a hit ends in a tail call into islet, anything else in one to a
  * *_routed function. */
 static inline bool hit(PyThreadState *ts) {
-  const islet_py_cache_t *c = &islet_py_cache;
-  return ISLET_PY_LIKELY(ts && c->py == ts->interp &&
-                         c->gen == atomic_load_explicit(&islet_py_gen, memory_order_acquire));
+  return ISLET_PY_LIKELY(ts && atomic_load_explicit(&islet_py_cache.py, memory_order_relaxed) ==
+                                   ts->interp);
 }
 
 static inline bool cached(void) {

@@ -20,9 +20,9 @@
  *
  * A slot maps a PyInterpreterState, and its block, to its heap.  Slots are
  * read without the lock (the RawFree watch runs on any thread); they change
- * under it.  A thread caches its last lookup, tagged with a generation that
- * every retire bumps, because a new interpreter may get the address of an
- * ended one.
+ * under it.  A thread caches its last lookup, and the caches are listed, so
+ * that a retire clears those that name the ended interpreter, whose address
+ * a new one may get (cpython.h): the hooks compare one pointer.
  */
 #include "cpython.h"
 #include <pthread.h>
@@ -50,9 +50,10 @@ static int atexit_armed;
 static islet_cpython_record_t *ended;
 static size_t nended, capended;
 
-_Atomic unsigned islet_py_gen;
 void (*islet_py_ended_all)(void);
 _Thread_local islet_py_cache_t islet_py_cache ISLET_PY_TLS;
+static islet_py_cache_t *caches; /* under the lock */
+static pthread_key_t cache_key;  /* its destructor unlists a thread's cache */
 
 typedef struct {
   uintptr_t start, end;
@@ -85,21 +86,47 @@ static void *state_block(PyInterpreterState *py) {
   return py;
 }
 
+/* The calling thread's cache leaves the list (under the lock). */
+static void unlist(islet_py_cache_t *c) {
+  for (islet_py_cache_t **p = &caches; *p; p = &(*p)->next)
+    if (*p == c) {
+      *p = c->next;
+      return;
+    }
+}
+
+/* At the thread's end, before its thread-locals go: a hook called later on
+ * it (another destructor's free) looks the table up every time. */
+static void cache_ends(void *c) {
+  pthread_mutex_lock(&lock);
+  unlist(c);
+  islet_py_cache.listed = -1;
+  atomic_store_explicit(&islet_py_cache.py, NULL, memory_order_relaxed);
+  pthread_mutex_unlock(&lock);
+}
+
 /* fork(): registered after islet's handlers (r exists), so this lock, held
- * while islet's are taken, is taken before them. */
+ * while islet's are taken, is taken before them.  The child has one
+ * thread: the others' caches lie in memory its threads may reuse. */
 static void lock_slots(void) {
   pthread_mutex_lock(&lock);
 }
 static void unlock_slots(void) {
   pthread_mutex_unlock(&lock);
 }
-static void watch_fork(void) {
-  pthread_atfork(lock_slots, unlock_slots, unlock_slots);
+static void child_slots(void) {
+  caches = islet_py_cache.listed == 1 ? &islet_py_cache : NULL;
+  islet_py_cache.next = NULL;
+  pthread_mutex_unlock(&lock);
+}
+static void start_once(void) {
+  pthread_atfork(lock_slots, unlock_slots, child_slots);
+  pthread_key_create(&cache_key, cache_ends);
 }
 
 void islet_py_start(islet_runtime_t *r, size_t lim, islet_teardown_t teardown) {
   static pthread_once_t once = PTHREAD_ONCE_INIT;
-  pthread_once(&once, watch_fork);
+  pthread_once(&once, start_once);
   rt = r;
   limit = lim;
   isolated_teardown = teardown;
@@ -142,15 +169,28 @@ static slot_t *add(PyInterpreterState *py) {
   return s;
 }
 
+/* Under the lock: the calling thread's cache names py's heap, listed
+ * first (a thread that cannot be told when it ends caches nothing). */
+static void cache(PyInterpreterState *py, islet_interp_t *heap) {
+  islet_py_cache_t *c = &islet_py_cache;
+  if (!c->listed) {
+    if (pthread_setspecific(cache_key, c)) return;
+    c->next = caches;
+    caches = c;
+    c->listed = 1;
+  }
+  if (c->listed < 0) return;
+  c->heap = heap;
+  atomic_store_explicit(&c->py, py, memory_order_relaxed);
+}
+
 islet_interp_t *islet_py_heap_slow(PyInterpreterState *py) {
   pthread_mutex_lock(&lock);
   slot_t *s = find(py);
   if (!s) s = add(py);
   islet_interp_t *heap = s ? s->heap : NULL;
+  if (heap) cache(py, heap);
   pthread_mutex_unlock(&lock);
-  if (heap)
-    islet_py_cache =
-        (islet_py_cache_t){py, heap, atomic_load_explicit(&islet_py_gen, memory_order_acquire)};
   return heap;
 }
 
@@ -166,16 +206,19 @@ static void record(const slot_t *s, const islet_stats_t *st, const islet_leak_re
       (islet_cpython_record_t){s->id, round_, 1, *st, r ? r->blocks : 0, r ? r->bytes : 0};
 }
 
-/* Under the lock.  The slot empties before the heap goes, and the bump makes
- * every thread's cache miss, so nothing reaches the retired heap through
+/* Under the lock.  The slot empties before the heap goes, and so does
+ * every cache that names it, so nothing reaches the retired heap through
  * the table again. */
 static void retire(slot_t *s) {
   islet_stats_t st;
   islet_leak_report_t r;
   islet_interp_t *heap = s->heap;
+  PyInterpreterState *py = atomic_load_explicit(&s->py, memory_order_relaxed);
+  for (islet_py_cache_t *c = caches; c; c = c->next)
+    if (atomic_load_explicit(&c->py, memory_order_relaxed) == py)
+      atomic_store_explicit(&c->py, NULL, memory_order_relaxed);
   atomic_store_explicit(&s->py, NULL, memory_order_release);
   atomic_store_explicit(&s->block, NULL, memory_order_release);
-  atomic_fetch_add_explicit(&islet_py_gen, 1, memory_order_release);
   islet_interp_collect(heap);
   islet_interp_stats(heap, &st);
   islet_interp_destroy(heap, &r);

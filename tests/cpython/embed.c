@@ -11,6 +11,9 @@
  *                                   quarantined (3.12+, isolated)
  *   embed limit                     a limit is a MemoryError in that
  *                                   interpreter only
+ *   embed reuse                     a thread that ran in an interpreter
+ *                                   that ended allocates in a new one at
+ *                                   the same address: its own heap serves
  *   embed owngil [plain|race]       (3.12+) two own-GIL sub-interpreters
  *                                   allocating on two threads, in sequence
  *                                   then in parallel; prints the speed-up
@@ -226,6 +229,72 @@ static int limit(void) {
   return 0;
 }
 
+/* A thread's visit to an interpreter: one object made there, whose
+ * owner heap it notes. */
+typedef struct {
+  PyInterpreterState *interp;
+  islet_interp_t *owner;
+} visit_t;
+
+static void visit(visit_t *v) {
+  PyThreadState *ts = PyThreadState_New(v->interp);
+  PyEval_RestoreThread(ts);
+  PyObject *b = PyBytes_FromStringAndSize(NULL, 100);
+  v->owner = islet_owner(b);
+  Py_DECREF(b);
+  PyThreadState_Clear(ts);
+  PyThreadState_DeleteCurrent();
+}
+
+static pthread_barrier_t visited, remade;
+static visit_t visits[2];
+
+static void *visitor(void *arg) {
+  (void)arg;
+  visit(&visits[0]);
+  pthread_barrier_wait(&visited);
+  pthread_barrier_wait(&remade);
+  visit(&visits[1]);
+  return NULL;
+}
+
+/* The hooks cache a thread's last interpreter by its address, which a new
+ * interpreter may get once it ended: the thread that visited the first
+ * must not reach its ended heap through that cache. */
+static int reuse(void) {
+  start(0);
+  PyThreadState *main_ts = PyThreadState_Get();
+  PyThreadState *sub = new_sub();
+  PyInterpreterState *first = sub->interp;
+  visits[0].interp = first;
+  pthread_barrier_init(&visited, NULL, 2);
+  pthread_barrier_init(&remade, NULL, 2);
+  pthread_t t;
+  PyThreadState *saved = PyEval_SaveThread();
+  pthread_create(&t, NULL, visitor, NULL);
+  pthread_barrier_wait(&visited);
+  PyEval_RestoreThread(saved);
+  end_sub(sub, main_ts);
+  for (int tries = 0; tries < 20 && (sub = new_sub())->interp != first; tries++)
+    end_sub(sub, main_ts);
+  if (sub->interp != first) fail("no new interpreter got the ended one's address");
+  PyObject *b = PyBytes_FromStringAndSize(NULL, 100);
+  islet_interp_t *heap = islet_owner(b);
+  Py_DECREF(b);
+  visits[1].interp = sub->interp;
+  saved = PyEval_SaveThread();
+  pthread_barrier_wait(&remade);
+  pthread_join(t, NULL);
+  PyEval_RestoreThread(saved);
+  if (!visits[0].owner || !heap || visits[0].owner == heap) fail("the two heaps");
+  if (visits[1].owner != heap) fail("the thread's object is not in the new interpreter's heap");
+  printf("a new interpreter at an ended one's address: the thread that visited both allocates "
+         "from the new heap\n");
+  end_sub(sub, main_ts);
+  Py_Finalize();
+  return 0;
+}
+
 #if PY_VERSION_HEX >= 0x030C0000
 static const char churn[] = "d = {}\n"
                             "for i in range(400000):\n"
@@ -426,6 +495,7 @@ int main(int argc, char **argv) {
   if (!strcmp(what, "reinit")) return reinit();
   if (!strcmp(what, "cross")) return cross();
   if (!strcmp(what, "limit")) return limit();
+  if (!strcmp(what, "reuse")) return reuse();
   if (!strcmp(what, "uaf")) return uaf();
 #if PY_VERSION_HEX >= 0x030C0000
   if (!strcmp(what, "owngil"))
@@ -433,6 +503,6 @@ int main(int argc, char **argv) {
   if (!strcmp(what, "immortal")) return immortal();
   if (!strcmp(what, "refcounts")) return refcounts(argc > 2 && !strcmp(argv[2], "race"));
 #endif
-  fprintf(stderr, "usage: embed cycles N MAX_KIB [plain] | reinit | cross | limit\n");
+  fprintf(stderr, "usage: embed cycles N MAX_KIB [plain] | reinit | cross | limit | reuse\n");
   return 2;
 }
