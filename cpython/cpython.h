@@ -110,24 +110,29 @@ void islet_py_end_all(void);
 extern void (*islet_py_ended_all)(void);
 
 /* A thread's last lookup of the table (interps.c), which the hooks read
- * on every call.  Who touches it: its thread writes heap and then py, under
- * interps.c's lock, on a miss; the hooks read both on that thread with no
- * lock; a retire, under the lock on any thread, clears py in every listed
- * cache that names the interpreter that ended, before its state is freed
- * (an interpreter made later may get its address).  py is atomic for that
- * one store from another thread, relaxed both ways: the retire holds the
- * lock every other write of py is made under, and the state it clears is
- * freed, and a new one made at its address, only after. */
+ * on every call, through the thread's pointer to it: a record of its own
+ * (allocated at its first lookup, listed, freed at the thread's end, when
+ * it is unlisted) or a shared one that names no interpreter.  Who touches
+ * a record: its thread writes heap and then py, under interps.c's lock, on
+ * a miss; the hooks read both on that thread with no lock; a retire, under
+ * the lock on any thread, clears py in every listed record that names the
+ * interpreter that ended, before its state is freed (an interpreter made
+ * later may get its address).  py is atomic for that one store from
+ * another thread, relaxed both ways: the retire holds the lock every other
+ * write of py is made under, and the state it clears is freed, and a new
+ * one made at its address, only after, which CPython orders before any
+ * thread state of the new one exists.  A record stays valid memory while
+ * listed: one whose thread ended without unlisting it (a thread-specific
+ * value set in the last round of destructors is dropped) leaks. */
 typedef struct islet_py_cache {
   _Atomic(PyInterpreterState *) py;
   islet_interp_t *heap;
-  struct islet_py_cache *next; /* the listed caches, under the lock */
-  int listed;                  /* 1: listed; -1: its thread is ending, never listed again */
+  struct islet_py_cache *next; /* the listed records, under the lock */
 } islet_py_cache_t;
 /* initial-exec: every call of the allocator reads it, and the general model
  * costs a __tls_get_addr call each time.  The library is loaded with the
  * process (LD_PRELOAD, or linked by the embedder), where this model holds. */
 #define ISLET_PY_TLS __attribute__((tls_model("initial-exec")))
-extern _Thread_local islet_py_cache_t islet_py_cache ISLET_PY_TLS;
+extern _Thread_local islet_py_cache_t *islet_py_cache ISLET_PY_TLS; /* never NULL */
 
 #endif

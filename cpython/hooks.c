@@ -13,12 +13,12 @@
 static PyMemAllocatorEx prev_mem, prev_obj, prev_raw;
 static int installed;
 
-/* Whether the calling thread's cache holds its heap (islet_py_cache.heap):
+/* Whether the calling thread's cache holds its heap (islet_py_cache->heap):
  * not without a thread state, nor on a miss.  The hooks' fast paths are
  * leaves: a hit ends in a tail call into islet, anything else in one to a
  * *_routed function. */
 static inline bool hit(PyThreadState *ts) {
-  return ISLET_PY_LIKELY(ts && atomic_load_explicit(&islet_py_cache.py, memory_order_relaxed) ==
+  return ISLET_PY_LIKELY(ts && atomic_load_explicit(&islet_py_cache->py, memory_order_relaxed) ==
                                    ts->interp);
 }
 
@@ -29,10 +29,10 @@ static inline bool cached(void) {
 
 /* A miss asks CPython's getter, and checks the read in place against it. */
 static islet_interp_t *heap(void) {
-  if (cached()) return islet_py_cache.heap;
+  if (cached()) return islet_py_cache->heap;
   PyThreadState *ts = islet_py_tstate();
   islet_py_tstate_check(ts);
-  if (hit(ts)) return islet_py_cache.heap; /* no read in place: the getter's answer */
+  if (hit(ts)) return islet_py_cache->heap; /* no read in place: the getter's answer */
   return ts ? islet_py_heap_slow(ts->interp) : NULL;
 }
 
@@ -46,7 +46,7 @@ static __attribute__((noinline)) void *malloc_routed(const PyMemAllocatorEx *pre
 }
 
 static void *h_malloc(void *ctx, size_t n) {
-  return cached() ? islet_malloc(islet_py_cache.heap, n) : malloc_routed(ctx, n);
+  return cached() ? islet_malloc(islet_py_cache->heap, n) : malloc_routed(ctx, n);
 }
 
 static __attribute__((noinline)) void *calloc_routed(const PyMemAllocatorEx *prev, size_t n,
@@ -56,7 +56,7 @@ static __attribute__((noinline)) void *calloc_routed(const PyMemAllocatorEx *pre
 }
 
 static void *h_calloc(void *ctx, size_t n, size_t size) {
-  return cached() ? islet_calloc(islet_py_cache.heap, n, size) : calloc_routed(ctx, n, size);
+  return cached() ? islet_calloc(islet_py_cache->heap, n, size) : calloc_routed(ctx, n, size);
 }
 
 /* The wrapped allocator's free, for memory islet did not make. */
@@ -71,7 +71,7 @@ static __attribute__((noinline)) void free_routed(void *ctx, void *p) {
 
 static void h_free(void *ctx, void *p) {
   if (cached())
-    islet_free_or(islet_py_cache.heap, p, prev_free, ctx);
+    islet_free_or(islet_py_cache->heap, p, prev_free, ctx);
   else
     free_routed(ctx, p);
 }

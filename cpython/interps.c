@@ -51,9 +51,13 @@ static islet_cpython_record_t *ended;
 static size_t nended, capended;
 
 void (*islet_py_ended_all)(void);
-_Thread_local islet_py_cache_t islet_py_cache ISLET_PY_TLS;
-static islet_py_cache_t *caches; /* under the lock */
-static pthread_key_t cache_key;  /* its destructor unlists a thread's cache */
+/* The record of a thread that has none yet, and of one that ended: they
+ * name no interpreter, and nothing writes them. */
+static islet_py_cache_t unlisted, exited;
+_Thread_local islet_py_cache_t *islet_py_cache ISLET_PY_TLS = &unlisted;
+static islet_py_cache_t *caches; /* the listed records, under the lock */
+static pthread_key_t cache_key;  /* its destructor unlists and frees a thread's record */
+static bool have_key;
 
 typedef struct {
   uintptr_t start, end;
@@ -95,19 +99,19 @@ static void unlist(islet_py_cache_t *c) {
     }
 }
 
-/* At the thread's end, before its thread-locals go: a hook called later on
- * it (another destructor's free) looks the table up every time. */
+/* At the thread's end: a hook called later on it (another destructor's
+ * free) looks the table up every time. */
 static void cache_ends(void *c) {
   pthread_mutex_lock(&lock);
   unlist(c);
-  islet_py_cache.listed = -1;
-  atomic_store_explicit(&islet_py_cache.py, NULL, memory_order_relaxed);
   pthread_mutex_unlock(&lock);
+  islet_py_cache = &exited;
+  free(c);
 }
 
 /* fork(): registered after islet's handlers (r exists), so this lock, held
  * while islet's are taken, is taken before them.  The child has one
- * thread: the others' caches lie in memory its threads may reuse. */
+ * thread: the others' records are left to leak, out of the list. */
 static void lock_slots(void) {
   pthread_mutex_lock(&lock);
 }
@@ -115,13 +119,14 @@ static void unlock_slots(void) {
   pthread_mutex_unlock(&lock);
 }
 static void child_slots(void) {
-  caches = islet_py_cache.listed == 1 ? &islet_py_cache : NULL;
-  islet_py_cache.next = NULL;
+  islet_py_cache_t *c = islet_py_cache;
+  caches = c != &unlisted && c != &exited ? c : NULL;
+  c->next = NULL;
   pthread_mutex_unlock(&lock);
 }
 static void start_once(void) {
   pthread_atfork(lock_slots, unlock_slots, child_slots);
-  pthread_key_create(&cache_key, cache_ends);
+  have_key = pthread_key_create(&cache_key, cache_ends) == 0;
 }
 
 void islet_py_start(islet_runtime_t *r, size_t lim, islet_teardown_t teardown) {
@@ -169,17 +174,22 @@ static slot_t *add(PyInterpreterState *py) {
   return s;
 }
 
-/* Under the lock: the calling thread's cache names py's heap, listed
- * first (a thread that cannot be told when it ends caches nothing). */
+/* Under the lock: the calling thread's record names py's heap, made and
+ * listed first (a thread that cannot be told when it ends, or get memory,
+ * caches nothing). */
 static void cache(PyInterpreterState *py, islet_interp_t *heap) {
-  islet_py_cache_t *c = &islet_py_cache;
-  if (!c->listed) {
-    if (pthread_setspecific(cache_key, c)) return;
+  islet_py_cache_t *c = islet_py_cache;
+  if (c == &exited) return;
+  if (c == &unlisted) {
+    if (!have_key || !(c = calloc(1, sizeof *c))) return;
+    if (pthread_setspecific(cache_key, c)) {
+      free(c);
+      return;
+    }
     c->next = caches;
     caches = c;
-    c->listed = 1;
+    islet_py_cache = c;
   }
-  if (c->listed < 0) return;
   c->heap = heap;
   atomic_store_explicit(&c->py, py, memory_order_relaxed);
 }

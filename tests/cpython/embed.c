@@ -247,6 +247,7 @@ static void visit(visit_t *v) {
   PyThreadState *ts = PyThreadState_New(v->interp);
   PyEval_RestoreThread(ts);
   PyObject *b = PyBytes_FromStringAndSize(NULL, 100);
+  if (!b) fail("no object");
   v->heap = heap_of(b);
   Py_DECREF(b);
   PyThreadState_Clear(ts);
@@ -288,6 +289,7 @@ static int reuse(void) {
     if (tries == 20) fail("no new interpreter got the ended one's address");
   }
   PyObject *b = PyBytes_FromStringAndSize(NULL, 100);
+  if (!b) fail("no object");
   unsigned heap = heap_of(b);
   Py_DECREF(b);
   visits[1].interp = sub->interp;
