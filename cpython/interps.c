@@ -90,7 +90,7 @@ static void *state_block(PyInterpreterState *py) {
   return py;
 }
 
-/* The calling thread's cache leaves the list (under the lock). */
+/* A thread's record leaves the list (under the lock). */
 static void unlist(islet_py_cache_t *c) {
   for (islet_py_cache_t **p = &caches; *p; p = &(*p)->next)
     if (*p == c) {
@@ -121,7 +121,7 @@ static void unlock_slots(void) {
 static void child_slots(void) {
   islet_py_cache_t *c = islet_py_cache;
   caches = c != &unlisted && c != &exited ? c : NULL;
-  c->next = NULL;
+  if (caches) caches->next = NULL;
   pthread_mutex_unlock(&lock);
 }
 static void start_once(void) {
