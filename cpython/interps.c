@@ -104,8 +104,8 @@ static void unlist(islet_py_cache_t *c) {
 static void cache_ends(void *c) {
   pthread_mutex_lock(&lock);
   unlist(c);
+  islet_py_cache = &exited; /* before a fork can see the list again */
   pthread_mutex_unlock(&lock);
-  islet_py_cache = &exited;
   free(c);
 }
 
